@@ -1,0 +1,94 @@
+//! Config loading: `${VAR}` expansion, YAML parsing (serde_yaml stays inside
+//! this module), and validation that reports every error with its field path.
+mod duration;
+mod expand;
+mod schema;
+mod validate;
+
+pub use duration::{format_duration, parse_duration, Dur};
+pub use schema::*;
+
+use std::path::Path;
+
+/// One problem in the config file, located by its field path
+/// (`upstreams.canary.endpoints[0]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+}
+
+impl ConfigError {
+    /// Every error as `path: message` lines.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            ConfigError::Io { .. } => vec![self.to_string()],
+            ConfigError::Invalid(errs) => errs.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// Reads, expands, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &|k| std::env::var(k).ok())
+}
+
+/// Parses config text with `env` as the variable source (tests pass their own).
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let expanded = expand::expand_env(text, env).map_err(ConfigError::Invalid)?;
+    let config = validate::deserialize(&expanded)?;
+    validate::validate(&config).map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+/// Canary weight percent (0..=100, 2 decimals) → basis points (0..=10000).
+pub fn weight_to_bp(percent: f64) -> u32 {
+    (percent * 100.0).round().clamp(0.0, 10000.0) as u32
+}
+
+pub fn bp_to_weight(bp: u32) -> f64 {
+    bp as f64 / 100.0
+}
+
+/// One-line description for `check`.
+pub fn summary(c: &Config) -> String {
+    let ver = |u: &Upstream, d: &str| u.version.clone().unwrap_or_else(|| d.to_string());
+    format!(
+        "listen {}, stable {} ({} endpoints), canary {} ({} endpoints), {}",
+        c.listen,
+        ver(&c.upstreams.stable, "stable"),
+        c.upstreams.stable.endpoints.len(),
+        ver(&c.upstreams.canary, "canary"),
+        c.upstreams.canary.endpoints.len(),
+        match &c.rollout {
+            Some(r) => format!("rollout plan of {} steps", r.steps.len()),
+            None => format!("manual weight {}%", c.routing.canary_weight),
+        }
+    )
+}

@@ -1,0 +1,50 @@
+//! canary-proxy: an L7 reverse proxy that splits traffic between a `stable`
+//! and a `canary` version, records every outcome in its hot path, and rolls the
+//! canary back by itself when the live evidence says it is worse.
+//!
+//! Flow (one direction): config → snapshot (ArcSwap) → request path → telemetry
+//! → judge → controller → new snapshot. The controller is the only writer.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod controller;
+pub mod demo;
+pub mod judge;
+pub mod proxy;
+pub mod routing;
+pub mod simulate;
+pub mod snapshot;
+pub mod telemetry;
+
+use serde::{Deserialize, Serialize};
+
+/// Which of the two versions a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Stable,
+    Canary,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Stable, Role::Canary];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Stable => "stable",
+            Role::Canary => "canary",
+        }
+    }
+
+    /// Index into per-role arrays (`[stable, canary]`).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,199 @@
+//! The immutable routing snapshot: everything a request needs, behind one
+//! `ArcSwap`. The controller builds a new one for every weight, phase or config
+//! change; the request path loads it once and never sees a half-applied change.
+use crate::config::{self, Config};
+use crate::routing::{Endpoint, Pool, RoutingRules, StickyKey};
+use crate::telemetry::{Registry, VersionStats};
+use crate::Role;
+use http::header::HeaderName;
+use http::Uri;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Snapshot {
+    /// Bumped on every publish (tests and logs use it to tell snapshots apart).
+    pub generation: u64,
+    /// Canary weight in basis points (0..=10000).
+    pub weight_bp: u32,
+    pub aborted: bool,
+    /// `[stable, canary]`, indexed by `Role::index`.
+    pub backends: [Backend; 2],
+    pub rules: Arc<RoutingRules>,
+    pub settings: Arc<ProxySettings>,
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    pub role: Role,
+    pub version: Arc<str>,
+    pub pool: Arc<Pool>,
+    /// Resolved here, once, so the request path records without a lookup.
+    pub stats: Arc<VersionStats>,
+}
+
+/// Per-request settings that change only with the config (or the current step's
+/// `error_statuses`).
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub retry_attempts: u32,
+    pub retry_on_connect_failure: bool,
+    pub error_statuses: ErrorStatuses,
+}
+
+/// Which status codes count as errors for the guard: a bitmap over 0..1024.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorStatuses([u64; 16]);
+
+impl ErrorStatuses {
+    /// From `["5xx", "429"]`; patterns are validated by the config module.
+    pub fn parse(patterns: &[String]) -> Self {
+        let mut bits = ErrorStatuses::default();
+        for p in patterns {
+            let p = p.trim().to_ascii_lowercase();
+            if let Some(class) = p.strip_suffix("xx").and_then(|d| d.parse::<u16>().ok()) {
+                for code in class * 100..class * 100 + 100 {
+                    bits.set(code);
+                }
+            } else if let Ok(code) = p.parse::<u16>() {
+                bits.set(code);
+            }
+        }
+        bits
+    }
+
+    fn set(&mut self, code: u16) {
+        if code < 1024 {
+            self.0[(code / 64) as usize] |= 1 << (code % 64);
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, code: u16) -> bool {
+        code < 1024 && self.0[(code / 64) as usize] & (1 << (code % 64)) != 0
+    }
+}
+
+impl Snapshot {
+    pub fn backend(&self, role: Role) -> &Backend {
+        &self.backends[role.index()]
+    }
+
+    /// Same snapshot with a new weight/abort flag (the common controller change).
+    pub fn with_weight(&self, weight_bp: u32, aborted: bool) -> Snapshot {
+        Snapshot {
+            generation: self.generation + 1,
+            weight_bp,
+            aborted,
+            backends: self.backends.clone(),
+            rules: self.rules.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// Same snapshot with other `error_statuses` (a step's analysis override).
+    pub fn with_error_statuses(&self, statuses: ErrorStatuses) -> Snapshot {
+        let mut settings = (*self.settings).clone();
+        settings.error_statuses = statuses;
+        Snapshot {
+            generation: self.generation + 1,
+            weight_bp: self.weight_bp,
+            aborted: self.aborted,
+            backends: self.backends.clone(),
+            rules: self.rules.clone(),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Builds a snapshot from a validated config. Pools of `prev` are reused
+    /// when a version's endpoint list is unchanged, so health state survives.
+    pub fn build(
+        config: &Config,
+        registry: &Registry,
+        prev: Option<&Snapshot>,
+        weight_bp: u32,
+        aborted: bool,
+    ) -> Snapshot {
+        let backend = |role: Role, up: &config::Upstream| {
+            let version: Arc<str> = Arc::from(up.version.as_deref().unwrap_or(role.as_str()));
+            let pool = match prev.map(|p| p.backend(role)) {
+                Some(b) if same_endpoints(&b.pool, &up.endpoints) => b.pool.clone(),
+                _ => Arc::new(Pool::new(
+                    up.endpoints
+                        .iter()
+                        .filter_map(|e| {
+                            e.parse::<Uri>().ok().map(|u| Arc::new(Endpoint::new(e, u)))
+                        })
+                        .collect(),
+                )),
+            };
+            Backend {
+                role,
+                stats: registry.version(role, &version),
+                version,
+                pool,
+            }
+        };
+        let r = &config.routing;
+        let ov = r.override_.clone().unwrap_or_default();
+        let header = |s: &Option<String>| s.as_deref().and_then(|h| HeaderName::try_from(h).ok());
+        let rules = RoutingRules {
+            sticky: r
+                .sticky
+                .as_ref()
+                .and_then(|s| match (&s.cookie, &s.header) {
+                    (Some(c), _) => Some(StickyKey::Cookie(c.clone())),
+                    (None, h) => header(h).map(StickyKey::Header),
+                }),
+            override_header: header(&ov.header),
+            override_header_value: ov.header_value.clone(),
+            override_cookie: ov.cookie.clone(),
+            response_header: header(&r.response_header),
+        };
+        let t = &config.timeouts;
+        let settings = ProxySettings {
+            connect_timeout: t.connect.get(),
+            request_timeout: t.request.get(),
+            header_read_timeout: t.header_read.get(),
+            idle_timeout: t.idle.get(),
+            retry_attempts: config.retry.attempts,
+            retry_on_connect_failure: config.retry.on.contains(&config::RetryOn::ConnectFailure),
+            error_statuses: ErrorStatuses::parse(&config.analysis.error_statuses),
+        };
+        Snapshot {
+            generation: prev.map_or(0, |p| p.generation + 1),
+            weight_bp,
+            aborted,
+            backends: [
+                backend(Role::Stable, &config.upstreams.stable),
+                backend(Role::Canary, &config.upstreams.canary),
+            ],
+            rules: Arc::new(rules),
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+fn same_endpoints(pool: &Pool, endpoints: &[String]) -> bool {
+    pool.endpoints.len() == endpoints.len()
+        && pool
+            .endpoints
+            .iter()
+            .zip(endpoints)
+            .all(|(a, b)| &a.label == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_statuses_bitmap() {
+        let s = ErrorStatuses::parse(&["5xx".into(), "429".into()]);
+        assert!(s.contains(500) && s.contains(599) && s.contains(429));
+        assert!(!s.contains(404) && !s.contains(499) && !s.contains(600));
+    }
+}
