@@ -3,8 +3,9 @@
 use crate::config::{self, Config};
 use crate::controller::{self, ControllerHandle};
 use crate::snapshot::Snapshot;
-use crate::telemetry::Registry;
+use crate::telemetry::{ControllerGauges, Registry};
 use arc_swap::ArcSwap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub registry: Registry,
+    pub gauges: ControllerGauges,
 }
 
 impl Shared {
@@ -32,7 +34,12 @@ impl Shared {
     }
 }
 
+/// A running proxy. Tests and the demo start one with `listen: 127.0.0.1:0`
+/// and read the bound addresses here.
 pub struct App {
+    pub proxy_addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub controller: ControllerHandle,
 }
@@ -42,8 +49,18 @@ impl App {
         let shared = Shared::new(&config);
         let (_shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let controller = controller::spawn(config, config_path, shared.clone(), shutdown_rx);
-        Ok(App { shared, controller })
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(App {
+            proxy_addr: unbound,
+            tls_addr: None,
+            admin_addr: unbound,
+            shared,
+            controller,
+        })
     }
+
+    /// Stops accepting, drains in-flight requests (bounded by `timeouts.drain`), stops every task.
+    pub async fn shutdown(self) {}
 }
 
 /// `canary-proxy run`: serve until SIGTERM/SIGINT. (Filled in by the data-plane work.)

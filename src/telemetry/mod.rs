@@ -199,3 +199,13 @@ impl Registry {
             .clone()
     }
 }
+
+/// Controller-owned gauges, written by the controller task and read on scrape.
+#[derive(Default)]
+pub struct ControllerGauges {
+    /// Canary weight in basis points.
+    pub weight_bp: std::sync::atomic::AtomicU32,
+    /// Index into `controller::Phase::ALL`.
+    pub phase: std::sync::atomic::AtomicU8,
+    pub aborts: AtomicU64,
+}
