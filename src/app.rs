@@ -30,6 +30,7 @@ impl Shared {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
+            gauges: ControllerGauges::default(),
         })
     }
 }
