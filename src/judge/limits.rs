@@ -61,12 +61,12 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// The configured, usable limits of `a` (non-finite or non-positive values
-    /// are ignored, so they can never fail a check).
+    /// The configured limits of `a`. A non-finite or non-positive value is
+    /// kept as an unusable limit: always Inconclusive, never Failed or Passed.
     pub fn configured(a: &Analysis) -> Vec<Limit> {
         let mut out = Vec::new();
         let mut push = |metric, limit: Option<f64>| {
-            if let Some(l) = limit.filter(|l| l.is_finite() && *l > 0.0) {
+            if let Some(l) = limit {
                 let rungs = match metric {
                     Metric::ErrorRate | Metric::ErrorRateIncrease => ladder_len(l / 100.0),
                     Metric::LatencyP99 | Metric::LatencyP99Ratio => ladder_len(SLOW_LIMIT),
@@ -86,10 +86,7 @@ impl Limit {
             Metric::LatencyP99,
             a.latency.max_p99.map(|d| d.get().as_secs_f64() * 1e3),
         );
-        push(
-            Metric::LatencyP99Ratio,
-            a.latency.max_p99_ratio.filter(|r| *r >= 1.0),
-        );
+        push(Metric::LatencyP99Ratio, a.latency.max_p99_ratio);
         out
     }
 
@@ -102,8 +99,17 @@ impl Limit {
         self.cusum.reset();
     }
 
+    fn usable(&self) -> bool {
+        self.limit.is_finite() && self.limit > 0.0
+    }
+
     /// Feeds this check's evidence and assesses the limit.
     pub fn assess(&mut self, x: &Inputs) -> MetricVerdict {
+        if !self.usable() {
+            let mut v = self.windowed(x);
+            v.result = CheckResult::Inconclusive;
+            return v;
+        }
         let rungs = self.rungs;
         // the tick's bad-event stream against null p0 and alternatives `alts`
         let stream: Option<(u64, u64, f64)> = match self.metric {

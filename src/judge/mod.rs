@@ -78,3 +78,6 @@ impl Verdict {
             .find(|m| m.result == CheckResult::Failed)
     }
 }
+
+#[cfg(test)]
+mod tests;
