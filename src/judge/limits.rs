@@ -302,6 +302,10 @@ fn count_possibly_above(h: &HistogramCounts, thr_ns: f64) -> u64 {
     }
     let ns = thr_ns.max(0.0) as u64;
     let i = bucket_index(ns);
-    let first = if BOUNDS_NS.get(i) == Some(&ns) { i + 1 } else { i };
+    let first = if BOUNDS_NS.get(i) == Some(&ns) {
+        i + 1
+    } else {
+        i
+    };
     h.buckets[first.min(h.buckets.len())..].iter().sum()
 }

@@ -1,7 +1,7 @@
 //! The abort message (SPEC §4):
 //! `RolloutAborted: metric "error-rate" assessed Failed due to failed (1) > failureLimit (0); canary error rate 2.68% > max 2.0% (n=6000)`.
-use super::{MetricVerdict, Verdict};
 use super::limits::SLOW_LIMIT;
+use super::{MetricVerdict, Verdict};
 
 impl Verdict {
     pub fn abort_message(&self, failure_limit: u32, consecutive: u32) -> String {
@@ -24,9 +24,12 @@ impl MetricVerdict {
     pub fn describe(&self) -> String {
         let n = self.evidence;
         let v = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.2}"));
-        let slow = self
-            .slow_pct
-            .map(|p| format!("{p:.1}% of requests slower, limit {}%", num(SLOW_LIMIT * 100.0)));
+        let slow = self.slow_pct.map(|p| {
+            format!(
+                "{p:.1}% of requests slower, limit {}%",
+                num(SLOW_LIMIT * 100.0)
+            )
+        });
         match self.metric {
             "error-rate" => format!(
                 "canary error rate {}% > max {}% (n={n})",

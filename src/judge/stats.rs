@@ -32,7 +32,11 @@ pub fn normal_quantile(p: f64) -> f64 {
         2.445134137142996e+00,
         3.754408661907416e+00,
     ];
-    let p = if p.is_nan() { 0.5 } else { p.clamp(1e-300, 1.0 - 1e-16) };
+    let p = if p.is_nan() {
+        0.5
+    } else {
+        p.clamp(1e-300, 1.0 - 1e-16)
+    };
     let tail = |q: f64| {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)

@@ -79,7 +79,10 @@ fn fewer_than_min_requests_is_never_failed() {
 fn empty_and_nonsense_inputs_are_inconclusive() {
     let mut g = Guard::new(&Analysis::default());
     let empty = Reading::default();
-    assert_eq!(g.check(&empty, &empty, &empty).result, CheckResult::Inconclusive);
+    assert_eq!(
+        g.check(&empty, &empty, &empty).result,
+        CheckResult::Inconclusive
+    );
     // more errors than requests: inconsistent, never evidence
     let bad = Reading {
         requests: 100,
@@ -164,7 +167,10 @@ fn healthy_error_rate_passes() {
     assert!((v.metrics[0].value.unwrap() - 0.2).abs() < 1e-9);
     // the same rate over too little evidence is not yet a pass
     let thin = reading(100, 0, 20, 0, 0);
-    assert_eq!(g.check(&tick, &thin, &stable).result, CheckResult::Inconclusive);
+    assert_eq!(
+        g.check(&tick, &thin, &stable).result,
+        CheckResult::Inconclusive
+    );
 }
 
 #[test]
@@ -333,7 +339,14 @@ fn argo_weight_follows_the_interpolation() {
     let a = argo_weight(&stable, &stable, None, true);
     assert_eq!((a.weight, a.status), (0.0, "abort"));
     let j = serde_json::to_value(&a).unwrap();
-    for k in ["weight", "status", "errorRate", "p99LatencyMs", "errorDelta", "latencyDelta"] {
+    for k in [
+        "weight",
+        "status",
+        "errorRate",
+        "p99LatencyMs",
+        "errorDelta",
+        "latencyDelta",
+    ] {
         assert!(j.get(k).is_some(), "missing {k}");
     }
 }

@@ -62,7 +62,13 @@ impl Window {
         let old = &mut self.slots[self.next];
         self.sum.requests -= old.requests;
         self.sum.errors -= old.errors;
-        for (s, o) in self.sum.latency.buckets.iter_mut().zip(old.latency.buckets.iter_mut()) {
+        for (s, o) in self
+            .sum
+            .latency
+            .buckets
+            .iter_mut()
+            .zip(old.latency.buckets.iter_mut())
+        {
             *s -= *o;
             *o = 0;
         }
@@ -111,8 +117,14 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let mut blast = 0u64;
     for t in 0..ticks {
         let bad = t >= fault_tick;
-        let b = if bad { &sc.canary_after } else { &sc.canary_before };
-        let n = canary_arrivals.as_ref().map_or(0, |p| p.sample(&mut rng) as u64);
+        let b = if bad {
+            &sc.canary_after
+        } else {
+            &sc.canary_before
+        };
+        let n = canary_arrivals
+            .as_ref()
+            .map_or(0, |p| p.sample(&mut rng) as u64);
         let tick = canary.open();
         tick.requests = n;
         tick.errors = binomial(n, b.error_p, &mut rng);
@@ -126,7 +138,9 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             }
         }
         let tick_i = canary.close();
-        let n = stable_arrivals.as_ref().map_or(0, |p| p.sample(&mut rng) as u64);
+        let n = stable_arrivals
+            .as_ref()
+            .map_or(0, |p| p.sample(&mut rng) as u64);
         let s = stable.open();
         s.requests = n;
         s.errors = binomial(n, sc.stable.error_p, &mut rng);
