@@ -42,7 +42,12 @@ impl Guard {
             self.consecutive = 0;
             return Verdict::inconclusive();
         };
+        let latency = self.limits.iter().any(Limit::reads_latency);
+        let count = |r: &Reading| if latency { r.latency.count() } else { 0 };
         let inputs = Inputs {
+            tick_lat_n: count(canary_tick),
+            canary_lat_n: count(canary_window),
+            stable_lat_n: count(stable_window),
             tick: canary_tick,
             canary: canary_window,
             stable: stable_window,
