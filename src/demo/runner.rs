@@ -304,7 +304,11 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut samples: VecDeque<Sample> = VecDeque::new();
     let mut tail = EventTail { last: None };
-    let mut status = Status::default();
+    let mut status = Status {
+        phase: "-".into(),
+        verdict: "waiting for the admin API".into(),
+        ..Status::default()
+    };
     let mut at_50: Option<Instant> = None;
     let mut fault_at: Option<Instant> = None;
     let mut rollback_at: Option<Instant> = None;
@@ -353,7 +357,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         view.frame(&Frame {
             elapsed: now - t0,
             phase: status.phase.clone(),
-            weight: status.weight.unwrap_or(0.0),
+            weight: status.weight,
             step: status.step,
             stable: sample.rates_since(oldest, Role::Stable),
             canary: sample.rates_since(oldest, Role::Canary),

@@ -30,7 +30,7 @@ impl Output {
 pub struct Frame {
     pub elapsed: Duration,
     pub phase: String,
-    pub weight: f64,
+    pub weight: Option<f64>,
     pub step: Option<(u64, u64)>,
     pub stable: Rates,
     pub canary: Rates,
@@ -123,10 +123,10 @@ impl View {
             Output::Lines => {
                 if self.frames % 4 == 1 {
                     println!(
-                        "{:>6.1}s status     {} weight {:.0}% | stable {} | canary {} | {}",
+                        "{:>6.1}s status     {} weight {} | stable {} | canary {} | {}",
                         f.elapsed.as_secs_f64(),
                         f.phase,
-                        f.weight,
+                        weight(f.weight),
                         rates_line(&f.stable),
                         rates_line(&f.canary),
                         f.verdict
@@ -153,7 +153,7 @@ impl View {
             "Paused" => YELLOW,
             _ => CYAN,
         };
-        let filled = (f.weight / 5.0).round().clamp(0.0, 20.0) as usize;
+        let filled = (f.weight.unwrap_or(0.0) / 5.0).round().clamp(0.0, 20.0) as usize;
         let bar = format!("{}{}", "█".repeat(filled), "░".repeat(20 - filled));
         let step = match f.step {
             Some((i, n)) => format!("step {}/{}", (i + 1).min(n), n),
@@ -184,13 +184,13 @@ impl View {
         vec![
             String::new(),
             format!(
-                "  {}{}{:<11}{}  canary weight {}{:>5.1}%{}  {}{}{}  {}",
+                "  {}{}{:<11}{}  canary weight {}{:>6}{}  {}{}{}  {}",
                 self.c(BOLD),
                 self.c(phase_colour),
                 f.phase,
                 self.c(RESET),
                 self.c(BOLD),
-                f.weight,
+                weight(f.weight),
                 self.c(RESET),
                 self.c(YELLOW),
                 bar,
@@ -222,6 +222,10 @@ fn rates_line(r: &Rates) -> String {
         pct(r.error_pct),
         ms(r.p99)
     )
+}
+
+fn weight(w: Option<f64>) -> String {
+    w.map_or_else(|| "-".into(), |w| format!("{w}%"))
 }
 
 fn pct(p: Option<f64>) -> String {
