@@ -192,6 +192,25 @@ fn parse_status(v: &Value) -> Status {
     }
 }
 
+/// Fallback while the admin API does not answer: the controller's gauges.
+fn status_from_gauges(app: &App, prev: &Status) -> Status {
+    use crate::controller::Phase;
+    use std::sync::atomic::Ordering::Relaxed;
+    let g = &app.shared.gauges;
+    let phase = Phase::ALL
+        .get(g.phase.load(Relaxed) as usize)
+        .copied()
+        .unwrap_or(Phase::Progressing);
+    Status {
+        phase: phase.as_str().to_string(),
+        weight: Some(crate::config::bp_to_weight(g.weight_bp.load(Relaxed))),
+        abort: phase == Phase::Degraded && g.aborts.load(Relaxed) > 0,
+        message: prev.message.clone(),
+        step: prev.step,
+        verdict: "admin API not answering; phase and weight from the controller's gauges".into(),
+    }
+}
+
 fn verdict_line(v: &Value) -> String {
     let Some(result) = v["result"].as_str() else {
         return "verdict: -".into();
@@ -335,8 +354,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
             }
         }
         let now = Instant::now();
-        if let Some(v) = admin.get("/api/v1/status").await {
-            status = parse_status(&v);
+        match admin.get("/api/v1/status").await {
+            Some(v) => status = parse_status(&v),
+            None => status = status_from_gauges(&stage.app, &status),
         }
         if let Some(v) = admin.get("/api/v1/events").await {
             for e in tail.new_events(events_of(&v)) {
