@@ -63,3 +63,24 @@ impl Guard {
         Verdict::inconclusive()
     }
 }
+
+// TEMPORARY (controller branch): the agreed Guard API, so the controller
+// compiles before the judge branch lands. Replaced wholesale by the judge's code.
+impl Guard {
+    pub fn reset(&mut self) {}
+    pub fn set_limits(&mut self, limits: &Analysis) {
+        self._limits = limits.clone();
+    }
+    pub fn should_abort(&self) -> bool {
+        false
+    }
+    pub fn consecutive_failures(&self) -> u32 {
+        0
+    }
+}
+
+impl Verdict {
+    pub fn abort_message(&self, failure_limit: u32, consecutive: u32) -> String {
+        format!("RolloutAborted: failed ({consecutive}) > failureLimit ({failure_limit})")
+    }
+}
