@@ -37,6 +37,18 @@ impl Events {
         e
     }
 
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    pub fn last(&self) -> Option<&Event> {
+        self.ring.back()
+    }
+
     pub fn list(&self) -> Vec<Event> {
         self.ring.iter().cloned().collect()
     }
