@@ -39,8 +39,8 @@ impl Default for Options {
         Options {
             rps: 300,
             workers: 8,
-            pause_at_20: Duration::from_secs(5),
-            healthy_at_50: Duration::from_secs(4),
+            pause_at_20: Duration::from_secs(6),
+            healthy_at_50: Duration::from_secs(5),
             canary_error_rate: 0.4,
             after_rollback: Duration::from_secs(3),
             timeout: Duration::from_secs(60),
@@ -321,6 +321,12 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     };
 
     let deadline = t0 + opts.timeout;
+    // Ctrl-C/SIGTERM ends the story early (with a summary) or the keep-running hold.
+    let (sig_tx, mut interrupted) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        super::wait_for_signal().await;
+        let _ = sig_tx.send(true);
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut samples: VecDeque<Sample> = VecDeque::new();
@@ -411,6 +417,10 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         if rollback_at.is_some() && status.abort && done_at.is_none() {
             done_at = Some(now);
         }
+        if *interrupted.borrow() {
+            view.say("interrupted");
+            break;
+        }
         if done_at.is_some_and(|d| now >= d + opts.after_rollback) || now >= deadline {
             break;
         }
@@ -441,8 +451,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
             "\nstill running (Ctrl-C to stop):\n  proxy        {proxy_url}\n  status page  http://{}/\n  admin API    http://{}/api/v1/status\n  retry        curl -X POST http://{}/api/v1/retry",
             stage.app.admin_addr, stage.app.admin_addr, stage.app.admin_addr
         ));
-        super::wait_for_signal().await;
+        let _ = interrupted.wait_for(|i| *i).await;
     }
+    signals.abort();
     stage.stop().await;
     Ok(summary)
 }
