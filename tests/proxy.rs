@@ -141,7 +141,9 @@ async fn overrides_take_precedence_and_are_not_evidence() {
 
     // After an abort only header_value reaches the canary.
     let snap = app.shared.snapshot.load_full();
-    app.shared.snapshot.store(Arc::new(snap.with_weight(0, true)));
+    app.shared
+        .snapshot
+        .store(Arc::new(snap.with_weight(0, true)));
     assert_eq!(ver(vec![("x-canary", "always")]).await, "v1");
     assert_eq!(ver(vec![("x-canary", "beta")]).await, "v2");
     app.shutdown().await;
@@ -198,7 +200,8 @@ async fn response_hop_by_hop_headers_are_removed() {
     let stable = TestServer::named("stable")
         .route("/", |_| async {
             let mut r = resp::text(200, "x");
-            r.headers_mut().insert("connection", "x-internal".parse().unwrap());
+            r.headers_mut()
+                .insert("connection", "x-internal".parse().unwrap());
             r.headers_mut().insert("x-internal", "1".parse().unwrap());
             r.headers_mut().insert("x-public", "1".parse().unwrap());
             r
@@ -255,15 +258,17 @@ async fn bodies_are_streamed_both_ways() {
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
 
     let stream = TcpStream::connect(app.proxy_addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
 
     // download
     let (_tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
     let empty = StreamBody::new(tokio_stream_from(rx));
     drop(_tx);
+    send.ready().await.unwrap();
     let resp = send
         .send_request(Request::get("/download").body(empty).unwrap())
         .await
@@ -277,7 +282,10 @@ async fn bodies_are_streamed_both_ways() {
 
     // upload: the response's first chunk arrives while our body is still open
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-    tx.send(Ok(Frame::data(Bytes::from_static(b"up-1")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"up-1"))))
+        .await
+        .unwrap();
+    send.ready().await.unwrap();
     let resp = send
         .send_request(
             Request::post("/upload")
@@ -290,7 +298,9 @@ async fn bodies_are_streamed_both_ways() {
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"up-1");
-    tx.send(Ok(Frame::data(Bytes::from_static(b"up-2")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"up-2"))))
+        .await
+        .unwrap();
     drop(tx);
     assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"up-2");
 
@@ -306,6 +316,7 @@ async fn bodies_are_streamed_both_ways() {
             }
         }
     });
+    send.ready().await.unwrap();
     let resp = send
         .send_request(
             Request::post("/echo")
@@ -372,7 +383,13 @@ async fn failures_map_to_502_503_504_and_are_counted() {
     }
 
     // 502: the upstream is gone.
-    let weighted = app.shared.snapshot.load().backend(Role::Stable).stats.reading();
+    let weighted = app
+        .shared
+        .snapshot
+        .load()
+        .backend(Role::Stable)
+        .stats
+        .reading();
     drop(stable);
     // The pooled keep-alive connection may still look alive once; wait for the listener to close.
     let r = loop {
@@ -386,7 +403,13 @@ async fn failures_map_to_502_503_504_and_are_counted() {
         assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 502);
     }
     assert_eq!(count(&app, Role::Stable, 502), 5);
-    let now = app.shared.snapshot.load().backend(Role::Stable).stats.reading();
+    let now = app
+        .shared
+        .snapshot
+        .load()
+        .backend(Role::Stable)
+        .stats
+        .reading();
     let d = now.delta(&weighted);
     assert_eq!((d.requests, d.errors), (5, 5));
     app.shutdown().await;
@@ -402,8 +425,14 @@ async fn body_failure_after_headers_keeps_status_and_counts_an_error() {
     // 5xx only: a 200 counts as an error only because its body failed.
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let r = TestClient::new().get(app.proxy_addr, "/reset").await;
-    assert!(r.is_err(), "client must see a truncated body");
-    let stats = app.shared.snapshot.load().backend(Role::Stable).stats.clone();
+    assert!(r.is_err(), "client must see a truncated body: {r:?}");
+    let stats = app
+        .shared
+        .snapshot
+        .load()
+        .backend(Role::Stable)
+        .stats
+        .clone();
     assert!(eventually(Duration::from_secs(2), || stats.reading().requests == 1).await);
     assert_eq!(count(&app, Role::Stable, 200), 1);
     assert_eq!(stats.reading().errors, 1);
@@ -424,8 +453,18 @@ async fn client_gone_before_headers_is_499_not_an_error() {
         .unwrap();
     assert!(eventually(Duration::from_secs(2), || stable.hits() == 1).await);
     drop(s);
-    let stats = app.shared.snapshot.load().backend(Role::Stable).stats.clone();
-    assert!(eventually(Duration::from_secs(2), || count(&app, Role::Stable, 499) == 1).await);
+    let stats = app
+        .shared
+        .snapshot
+        .load()
+        .backend(Role::Stable)
+        .stats
+        .clone();
+    assert!(
+        eventually(Duration::from_secs(2), || count(&app, Role::Stable, 499)
+            == 1)
+        .await
+    );
     assert_eq!(stats.reading().errors, 0);
     app.shutdown().await;
 }
@@ -502,8 +541,17 @@ async fn health_checks_evict_and_restore_an_endpoint() {
         &[("flaky", &flaky), ("steady", &steady), ("canary", &canary)],
     )
     .await;
-    let pool = app.shared.snapshot.load().backend(Role::Stable).pool.clone();
-    assert!(pool.endpoints.iter().all(|e| e.is_healthy()), "start healthy");
+    let pool = app
+        .shared
+        .snapshot
+        .load()
+        .backend(Role::Stable)
+        .pool
+        .clone();
+    assert!(
+        pool.endpoints.iter().all(|e| e.is_healthy()),
+        "start healthy"
+    );
     healthy.store(false, Ordering::SeqCst);
     assert!(eventually(Duration::from_secs(3), || !pool.endpoints[0].is_healthy()).await);
     let c = TestClient::new();
@@ -525,7 +573,10 @@ async fn h2c_prior_knowledge() {
     let (stable, canary) = pair().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let r = TestClient::h2c().get(app.proxy_addr, "/x").await.unwrap();
-    assert_eq!((r.status, r.version), (StatusCode::OK, http::Version::HTTP_2));
+    assert_eq!(
+        (r.status, r.version),
+        (StatusCode::OK, http::Version::HTTP_2)
+    );
     assert_eq!(r.text(), "stable");
     let seen = stable.last().unwrap();
     // :authority became Host for the HTTP/1.1 upstream.
@@ -551,7 +602,10 @@ async fn tls_listener_serves_h1_and_h2_by_alpn() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();
-    for (alpn, want) in [(b"h2".to_vec(), http::Version::HTTP_2), (b"http/1.1".to_vec(), http::Version::HTTP_11)] {
+    for (alpn, want) in [
+        (b"h2".to_vec(), http::Version::HTTP_2),
+        (b"http/1.1".to_vec(), http::Version::HTTP_11),
+    ] {
         let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -570,13 +624,16 @@ async fn tls_listener_serves_h1_and_h2_by_alpn() {
             .body(Full::<Bytes>::default())
             .unwrap();
         let resp = if want == http::Version::HTTP_2 {
-            let (mut s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .unwrap();
+            let (mut s, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
             tokio::spawn(conn);
             s.send_request(req).await.unwrap()
         } else {
-            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
             tokio::spawn(conn);
             s.send_request(req).await.unwrap()
         };
@@ -611,7 +668,10 @@ async fn mismatched_certificate_and_key_fail_start() {
         &|_| None,
     )
     .unwrap();
-    let err = canary_proxy::app::App::start(cfg, None).await.err().unwrap();
+    let err = canary_proxy::app::App::start(cfg, None)
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("tls.key"), "{err}");
 }
 
@@ -619,7 +679,10 @@ async fn mismatched_certificate_and_key_fail_start() {
 async fn websocket_upgrade_is_passed_through() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let stable = TestServer::named("stable").websocket_echo("/ws").start().await;
+    let stable = TestServer::named("stable")
+        .websocket_echo("/ws")
+        .start()
+        .await;
     let canary = TestServer::named("canary").start().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.proxy_addr))
@@ -632,7 +695,11 @@ async fn websocket_upgrade_is_passed_through() {
         assert_eq!(m.into_text().unwrap().as_str(), format!("hello {i}"));
     }
     ws.close(None).await.unwrap();
-    assert!(eventually(Duration::from_secs(2), || count(&app, Role::Stable, 101) == 1).await);
+    assert!(
+        eventually(Duration::from_secs(2), || count(&app, Role::Stable, 101)
+            == 1)
+        .await
+    );
     app.shutdown().await;
 }
 
@@ -648,7 +715,11 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .start()
         .await;
     let canary = TestServer::named("canary").start().await;
-    let app = start_proxy(&yaml("timeouts: { drain: 5s }"), &[("stable", &stable), ("canary", &canary)]).await;
+    let app = start_proxy(
+        &yaml("timeouts: { drain: 5s }"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
     let addr = app.proxy_addr;
     let inflight = tokio::spawn(async move { TestClient::new().get(addr, "/slow").await });
     started.notified().await;
@@ -667,7 +738,11 @@ async fn drain_is_bounded() {
         .start()
         .await;
     let canary = TestServer::named("canary").start().await;
-    let app = start_proxy(&yaml("timeouts: { drain: 200ms }"), &[("stable", &stable), ("canary", &canary)]).await;
+    let app = start_proxy(
+        &yaml("timeouts: { drain: 200ms }"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
     let addr = app.proxy_addr;
     let inflight = tokio::spawn(async move { TestClient::new().get(addr, "/hang").await });
     assert!(eventually(Duration::from_secs(2), || stable.hits() == 1).await);
@@ -689,7 +764,7 @@ async fn raw(addr: std::net::SocketAddr, req: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn huge_headers_get_431_and_smuggling_gets_400() {
+async fn huge_headers_get_431_and_ambiguous_framing_is_refused() {
     let (stable, canary) = pair().await;
     let app = start_proxy(
         &yaml("limits: { max_header_bytes: 16384 }"),
@@ -702,12 +777,7 @@ async fn huge_headers_get_431_and_smuggling_gets_400() {
     );
     let r = raw(app.proxy_addr, big.as_bytes()).await;
     assert!(r.starts_with("HTTP/1.1 431"), "{r}");
-    let r = raw(
-        app.proxy_addr,
-        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-    )
-    .await;
-    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    // Conflicting Content-Lengths: refused.
     let r = raw(
         app.proxy_addr,
         b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
@@ -715,6 +785,26 @@ async fn huge_headers_get_431_and_smuggling_gets_400() {
     .await;
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     assert_eq!(stable.hits(), 0);
+
+    // Content-Length + Transfer-Encoding (RFC 9112 §6.1, as hyper does it):
+    // chunked wins, Content-Length is dropped before forwarding, and the
+    // connection closes after the response, so a smuggled request behind the
+    // body is never read.
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    s.write_all(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 30\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("connection closed after the response")
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    let seen = stable.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/a");
+    assert!(!seen[0].headers.contains_key("content-length"));
     app.shutdown().await;
 }
 
@@ -728,7 +818,9 @@ async fn slow_headers_are_cut_off_but_idle_keep_alive_is_not() {
     .await;
     // Slowloris: a header line that never ends.
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .unwrap();
     let t = Instant::now();
     let mut buf = [0u8; 1024];
     let n = tokio::time::timeout(Duration::from_secs(3), async {
@@ -747,15 +839,23 @@ async fn slow_headers_are_cut_off_but_idle_keep_alive_is_not() {
     .await
     .expect("slowloris connection was not closed");
     assert!(n == 0 || !String::from_utf8_lossy(&buf[..n]).contains("200"));
-    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
 
     // A kept-alive connection quiet for longer than header_read survives.
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     app.shutdown().await;
@@ -770,14 +870,24 @@ async fn max_connections_stops_accepting_at_the_limit() {
     )
     .await;
     let mut first = TcpStream::connect(app.proxy_addr).await.unwrap();
-    first.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 1024];
     let n = first.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // The second connection sits in the kernel backlog: no answer while the first lives.
     let mut second = TcpStream::connect(app.proxy_addr).await.unwrap();
-    second.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await.is_err());
+    second
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf))
+            .await
+            .is_err()
+    );
     drop(first);
     let n = tokio::time::timeout(Duration::from_secs(3), second.read(&mut buf))
         .await
@@ -786,4 +896,3 @@ async fn max_connections_stops_accepting_at_the_limit() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     app.shutdown().await;
 }
-

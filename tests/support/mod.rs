@@ -143,8 +143,10 @@ impl TestServer {
             });
             let mut r = Response::new(resp::empty());
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            r.headers_mut().insert("connection", "upgrade".parse().unwrap());
-            r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+            r.headers_mut()
+                .insert("connection", "upgrade".parse().unwrap());
+            r.headers_mut()
+                .insert("upgrade", "websocket".parse().unwrap());
             r.headers_mut()
                 .insert("sec-websocket-accept", accept.parse().unwrap());
             r
@@ -276,14 +278,17 @@ pub mod resp {
         StreamBody::new(stream).boxed()
     }
 
-    /// 200 with `first`, then the connection is reset mid-body.
+    /// 200 with `first`, then (once the headers had time to leave) the
+    /// connection is reset mid-body.
     pub fn reset_mid_body(first: impl Into<Bytes>) -> Response<TestBody> {
+        let (tx, rx) = mpsc::channel(2);
         let first: Bytes = first.into();
-        let chunks = vec![
-            Ok(Frame::data(first)),
-            Err(std::io::Error::other("injected reset")),
-        ];
-        let mut r = Response::new(StreamBody::new(futures_util::stream::iter(chunks)).boxed());
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(first)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(Err(std::io::Error::other("injected reset"))).await;
+        });
+        let mut r = Response::new(channel_body(rx));
         r.headers_mut()
             .insert("content-length", "1000000".parse().unwrap());
         r
@@ -359,8 +364,12 @@ impl TestClient {
     }
 
     pub async fn get(&self, addr: SocketAddr, path: &str) -> Result<Reply, String> {
-        self.send(Request::get(format!("http://{addr}{path}")).body(Full::default()).unwrap())
-            .await
+        self.send(
+            Request::get(format!("http://{addr}{path}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
     }
 
     /// GET with extra headers.
@@ -378,7 +387,11 @@ impl TestClient {
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
-        let resp = self.inner.request(req).await.map_err(|e| format!("{e:?}"))?;
+        let resp = self
+            .inner
+            .request(req)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let (parts, body) = resp.into_parts();
         let body = body
             .collect()
