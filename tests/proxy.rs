@@ -896,3 +896,65 @@ async fn max_connections_stops_accepting_at_the_limit() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     app.shutdown().await;
 }
+
+/// `canary-proxy run`: exit 2 naming the bad certificate; SIGTERM → drain → exit 0.
+#[test]
+fn run_exit_codes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_canary-proxy");
+    let dir = tempfile::tempdir().unwrap();
+    let a = rcgen::generate_simple_self_signed(vec!["a".to_string()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["b".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, a.cert.pem()).unwrap();
+    std::fs::write(&key, b.key_pair.serialize_pem()).unwrap();
+    let base = "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nupstreams: { stable: { endpoints: [\"http://127.0.0.1:1\"] }, canary: { endpoints: [\"http://127.0.0.1:1\"] } }\n";
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{base}tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls.key"));
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, base).unwrap();
+    let mut child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(&good)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("proxy listening"));
+    assert!(ready, "no readiness line");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "run did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
