@@ -964,7 +964,7 @@ async fn a_weight_change_applies_to_the_next_request_on_the_same_connection() {
     let (stable, canary) = pair().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
-    let mut ask = async |s: &mut TcpStream| {
+    let ask = async |s: &mut TcpStream| {
         s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .unwrap();
