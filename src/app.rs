@@ -144,9 +144,19 @@ impl App {
             .iter()
             .map(|&role| health::spawn(proxy.clone(), role, shutdown_rx.clone()))
             .collect();
-        let controller = controller::spawn(config, config_path, shared.clone(), shutdown_rx);
-        // The admin listener (src/admin) is started here once it exists.
-        let admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let controller =
+            controller::spawn(config.clone(), config_path, shared.clone(), shutdown_rx.clone());
+        let admin_addr =
+            match crate::admin::start(&config, shared.clone(), controller.clone(), shutdown_rx).await {
+                Ok((addr, task)) => {
+                    listeners.push(task);
+                    addr
+                }
+                Err(e) => {
+                    let _ = shutdown.send(true);
+                    return Err(e);
+                }
+            };
         tracing::info!(%proxy_addr, tls = ?tls_addr, "proxy listening");
         Ok(App {
             proxy_addr,
