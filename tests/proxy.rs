@@ -535,7 +535,7 @@ async fn health_checks_evict_and_restore_an_endpoint() {
         .await;
     let steady = TestServer::named("steady").start().await;
     let canary = TestServer::named("canary").start().await;
-    let cfg = "listen: 127.0.0.1:0\nupstreams:\n  stable:\n    endpoints: [\"{flaky}\", \"{steady}\"]\n    health_check: { path: /health, interval: 20ms, timeout: 200ms, unhealthy_after: 2, healthy_after: 2 }\n  canary: { endpoints: [\"{canary}\"] }\n";
+    let cfg = "listen: 127.0.0.1:0\nupstreams:\n  stable:\n    endpoints: [\"{flaky}\", \"{steady}\"]\n    health_check: { path: /health, interval: 50ms, timeout: 40ms, unhealthy_after: 2, healthy_after: 2 }\n  canary: { endpoints: [\"{canary}\"] }\n";
     let app = start_proxy(
         cfg,
         &[("flaky", &flaky), ("steady", &steady), ("canary", &canary)],
