@@ -110,7 +110,10 @@ impl App {
         let settings = ListenerSettings {
             max_header_bytes: config.limits.max_header_bytes,
             connections: Arc::new(Semaphore::new(
-                config.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+                config
+                    .limits
+                    .max_connections
+                    .clamp(1, Semaphore::MAX_PERMITS),
             )),
         };
         let drain = config.timeouts.drain.get();
@@ -154,7 +157,7 @@ impl App {
                     return Err(e);
                 }
             };
-        tracing::info!(%proxy_addr, tls = ?tls_addr, "proxy listening");
+        tracing::info!(%proxy_addr, tls = ?tls_addr, %admin_addr, "proxy listening");
         Ok(App {
             proxy_addr,
             tls_addr,
@@ -212,9 +215,9 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("{e}");
-            let bad_input = e
-                .get_ref()
-                .is_some_and(|inner| inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>());
+            let bad_input = e.get_ref().is_some_and(|inner| {
+                inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>()
+            });
             return ExitCode::from(if bad_input { 2 } else { 1 });
         }
     };
@@ -254,4 +257,3 @@ async fn wait_for_stop(controller: &ControllerHandle) -> std::io::Result<()> {
 async fn wait_for_stop(_controller: &ControllerHandle) -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
-

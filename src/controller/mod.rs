@@ -413,6 +413,10 @@ impl Ctl {
 
     fn publish_view(&self) {
         let (stable, canary) = self.parts_objects();
+        let (stable_window, canary_window) = {
+            let w = lock(&self.windows);
+            (w[0].window().clone(), w[1].window().clone())
+        };
         let versions = [stable.version.clone(), canary.version.clone()];
         let parts = status::Parts {
             phase: self.phase,
@@ -426,6 +430,8 @@ impl Ctl {
             verdict: self.verdict.as_ref(),
             stable,
             canary,
+            stable_window,
+            canary_window,
         };
         let prev = self.view.load();
         let events = if prev.events.len() == self.events.len()
@@ -912,8 +918,5 @@ impl Ctl {
 
 /// The metric of the first failed assessment, for the abort log line.
 fn failed_metric(v: &Verdict) -> &'static str {
-    v.metrics
-        .iter()
-        .find(|m| m.result == CheckResult::Failed)
-        .map_or("guard", |m| m.metric)
+    v.failed_metric().map_or("guard", |m| m.metric)
 }

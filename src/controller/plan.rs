@@ -133,11 +133,24 @@ impl Plan {
                         put("pause", serde_json::to_value(p));
                     }
                     if let Some(a) = &s.analysis {
-                        put("analysis", serde_json::to_value(a));
+                        put("analysis", serde_json::to_value(a).map(without_nulls));
                     }
                     serde_json::Value::Object(m)
                 })
                 .collect(),
         )
+    }
+}
+
+/// Drops unset (`null`) keys so a step reads as it was written.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        v => v,
     }
 }
