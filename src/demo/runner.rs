@@ -439,6 +439,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         fault_at.zip(rollback_at).map(|(f, r)| r - f),
         t0.elapsed(),
     );
+    view.freeze();
     view.say("");
     if !status.message.is_empty() {
         view.say(&format!("abort message: {}", status.message));

@@ -104,6 +104,11 @@ impl View {
         let _ = w.flush();
     }
 
+    /// Leaves the last frame on screen: later lines print below it.
+    pub fn freeze(&mut self) {
+        self.drawn = 0;
+    }
+
     /// Plain text (URLs, the summary), never redrawn over.
     pub fn say(&mut self, text: &str) {
         if self.out == Output::Quiet {
