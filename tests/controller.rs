@@ -341,3 +341,58 @@ async fn canary_with_no_healthy_endpoint_is_aborted() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_retry_and_never_delay_an_abort() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    let (stable, canary) = (
+        TestServer::named("stable").start().await,
+        TestServer::named("canary").start().await,
+    );
+    let hung = TestServer::named("hung")
+        .fallback(|_req| resp::hang())
+        .start()
+        .await;
+    let tries = Arc::new(AtomicUsize::new(0));
+    let t = tries.clone();
+    // Fails twice, then accepts.
+    let flaky = TestServer::named("flaky")
+        .fallback(move |_req| {
+            let n = t.fetch_add(1, Ordering::SeqCst);
+            async move { resp::text(if n < 2 { 503 } else { 200 }, "") }
+        })
+        .start()
+        .await;
+    let app = start_proxy(
+        &yaml(
+            "routing: { canary_weight: 10 }\n\
+             notify:\n  webhooks:\n\
+             \x20   - { url: \"{hung}/hook\", timeout: 5s }\n\
+             \x20   - { url: \"{flaky}/hook\", events: [aborted], timeout: 1s }\n",
+        ),
+        &[
+            ("stable", &stable),
+            ("canary", &canary),
+            ("hung", &hung),
+            ("flaky", &flaky),
+        ],
+    )
+    .await;
+    let t0 = Instant::now();
+    let (code, s) = admin(&app, "POST", "/api/v1/abort", None, None).await;
+    let took = t0.elapsed();
+    assert_eq!((code, s["abort"].as_bool()), (200, Some(true)));
+    assert!(
+        took < Duration::from_millis(500),
+        "abort waited on a webhook: {took:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || tries.load(Ordering::SeqCst) == 3).await,
+        "flaky hook tried {} times",
+        tries.load(Ordering::SeqCst)
+    );
+    // `started` went to the hung hook (all events), not to the flaky one (aborted only).
+    assert!(hung.hits() >= 1);
+    app.shutdown().await;
+}

@@ -435,6 +435,7 @@ impl Ctl {
             steps: self.plan.as_ref().map_or(0, |p| p.steps.len()),
             plan: self.plan.as_ref().map_or(json!([]), |p| p.steps_json()),
             paused: self.plan.as_ref().is_some_and(|p| p.hold),
+            gate: self.gate_json(),
             verdict: self.verdict.as_ref(),
             stable,
             canary,
@@ -454,6 +455,24 @@ impl Ctl {
             events,
             versions,
         }));
+    }
+
+    fn gate_json(&self) -> Value {
+        let Some(p) = self.plan.as_ref() else {
+            return Value::Null;
+        };
+        let Some(g) = p.gate.as_ref() else {
+            return Value::Null;
+        };
+        let since = self.cumulative[1].delta(&g.canary_base);
+        json!({
+            "elapsed_ms": p.step_started.elapsed().as_millis() as u64,
+            "duration_ms": g.duration.as_millis() as u64,
+            "timeout_ms": g.timeout.as_millis() as u64,
+            "requests": since.requests,
+            "min_requests": g.analysis.min_requests,
+            "result": g.last,
+        })
     }
 
     fn reply(&self) -> Result<Value, ApiError> {
