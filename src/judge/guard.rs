@@ -114,7 +114,7 @@ impl Guard {
 fn threshold(a: &Analysis, limits: &[Limit]) -> Option<f64> {
     let c = a.confidence;
     let interval = a.interval.get().as_secs_f64();
-    if !(c > 0.0 && c < 1.0) || !(interval > 0.0) {
+    if !(c > 0.0 && c < 1.0 && interval > 0.0) {
         return None;
     }
     let checks_per_hour = (3600.0 / interval).ceil().max(1.0);

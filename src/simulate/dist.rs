@@ -1,11 +1,9 @@
-//! Synthetic latency: a distribution turned into per-bucket probabilities of
-//! the telemetry histogram, sampled per check as a multinomial (one binomial
-//! draw per bucket, most likely bucket first, stopping once every request is
-//! placed), so a check costs ~30 draws whatever the traffic.
+//! Synthetic latency and counts: a distribution turned into the probability
+//! of each bucket of the telemetry histogram, and fast binomial draws.
 use crate::config::parse_duration;
 use crate::telemetry::histogram::{HistogramCounts, BOUNDS_NS, BUCKETS};
 use rand::Rng;
-use rand_distr::{Binomial, Distribution};
+use rand_distr::Distribution;
 
 /// `lognormal:20ms:0.5` (median, sigma) or `const:20ms`.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,61 +86,76 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
-/// The histogram buckets a distribution reaches, most likely first, each with
-/// its probability conditional on not being in an earlier one.
+/// The histogram buckets a distribution reaches, as a Walker/Vose alias
+/// table: one sample is one random number, a table lookup and a compare, so
+/// drawing every request of a check is cheaper than a multinomial's binomials.
 #[derive(Debug, Clone)]
 pub struct BucketSampler {
-    order: Vec<(usize, f64, u64)>,
+    /// Per slot: acceptance threshold (scaled to 2^32), own bucket, alias bucket.
+    slots: Vec<(u64, u16, u16)>,
+    /// Representative latency (ns) of each histogram bucket, for `sum_ns`.
+    mid_ns: Vec<u64>,
 }
 
 impl BucketSampler {
     pub fn new(d: &Latency) -> Self {
         let bounds = &*BOUNDS_NS;
-        let mut probs: Vec<(usize, f64, u64)> = Vec::new();
+        let mut probs: Vec<(u16, f64)> = Vec::new();
+        let mut mid_ns = Vec::with_capacity(BUCKETS);
         let mut prev_cdf = 0.0;
         for i in 0..BUCKETS {
-            let (lo, hi) = (
-                if i == 0 { 0 } else { bounds[i - 1] },
-                bounds.get(i).copied(),
-            );
+            let lo = if i == 0 { 0 } else { bounds[i - 1] };
+            let hi = bounds.get(i).copied();
+            mid_ns.push(hi.map_or(lo, |h| (lo + h) / 2));
             let cdf = hi.map_or(1.0, |h| d.cdf(h as f64 / 1e9));
             let p = (cdf - prev_cdf).max(0.0);
             prev_cdf = cdf;
             if p > 1e-15 {
-                let mid = hi.map_or(lo, |h| (lo + h) / 2);
-                probs.push((i, p, mid));
+                probs.push((i as u16, p));
             }
         }
-        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut rest: f64 = probs.iter().map(|p| p.1).sum();
-        let mut order = Vec::with_capacity(probs.len());
-        for (i, p, mid) in probs {
-            let cond = if rest > 0.0 { (p / rest).min(1.0) } else { 1.0 };
-            rest -= p;
-            order.push((i, cond, mid));
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        let m = probs.len().max(1);
+        // Vose: scaled probabilities, split into small and large, pair them up
+        let mut scaled: Vec<f64> = probs.iter().map(|p| p.1 / total * m as f64).collect();
+        let mut slots: Vec<(u64, u16, u16)> = probs.iter().map(|p| (1 << 32, p.0, p.0)).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..probs.len()).partition(|&i| scaled[i] < 1.0);
+        while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+            slots[s] = ((scaled[s] * 4_294_967_296.0) as u64, probs[s].0, probs[l].0);
+            scaled[l] -= 1.0 - scaled[s];
+            if scaled[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
         }
-        if let Some(last) = order.last_mut() {
-            last.1 = 1.0;
+        if slots.is_empty() {
+            slots.push((1 << 32, BUCKETS as u16 - 1, BUCKETS as u16 - 1));
         }
-        BucketSampler { order }
+        BucketSampler { slots, mid_ns }
     }
 
     /// Adds `n` samples into `h`.
     pub fn sample<R: Rng>(&self, n: u64, rng: &mut R, h: &mut HistogramCounts) {
-        let mut rest = n;
-        for &(i, cond, mid) in &self.order {
-            if rest == 0 {
-                break;
-            }
-            let k = binomial(rest, cond, rng);
-            h.buckets[i] += k;
-            h.sum_ns += k * mid;
-            rest -= k;
+        let m = self.slots.len() as u64;
+        for _ in 0..n {
+            let r: u64 = rng.random();
+            let slot = &self.slots[(((r >> 32) * m) >> 32) as usize];
+            let b = if (r & 0xFFFF_FFFF) < slot.0 {
+                slot.1
+            } else {
+                slot.2
+            } as usize;
+            h.buckets[b] += 1;
+            h.sum_ns += self.mid_ns[b];
         }
     }
 }
 
-/// Binomial(n, p): direct Bernoulli trials for small n, rand_distr otherwise.
+/// Binomial(n, p), fast enough to draw ~70 per check: Bernoulli trials for
+/// tiny n, inversion while the mean is small (the tails, where the latency
+/// limits look, are drawn exactly), a normal approximation for large means
+/// (bulk buckets, where only the total matters).
 pub fn binomial<R: Rng>(n: u64, p: f64, rng: &mut R) -> u64 {
     if n == 0 || p <= 0.0 {
         return 0;
@@ -153,7 +166,30 @@ pub fn binomial<R: Rng>(n: u64, p: f64, rng: &mut R) -> u64 {
     if n <= 12 {
         return (0..n).filter(|_| rng.random::<f64>() < p).count() as u64;
     }
-    Binomial::new(n, p).map_or(0, |b| b.sample(rng))
+    let q = p.min(1.0 - p);
+    let nf = n as f64;
+    let k = if nf * q < 20.0 {
+        // inversion: walk the pmf from 0
+        let ratio = q / (1.0 - q);
+        let mut pk = (nf * (-q).ln_1p()).exp();
+        let mut u: f64 = rng.random();
+        let mut k = 0u64;
+        while u > pk && k < n {
+            u -= pk;
+            pk *= ratio * (n - k) as f64 / (k + 1) as f64;
+            k += 1;
+        }
+        k
+    } else {
+        let z: f64 = rand_distr::StandardNormal.sample(rng);
+        let sd = (nf * q * (1.0 - q)).sqrt();
+        (nf * q + sd * z).round().clamp(0.0, nf) as u64
+    };
+    if q < p {
+        n - k
+    } else {
+        k
+    }
 }
 
 #[cfg(test)]
@@ -191,5 +227,33 @@ mod tests {
         assert!((p50 / 0.020 - 1.0).abs() < 0.1, "p50 {p50}");
         assert!((p99 / 0.0639 - 1.0).abs() < 0.1, "p99 {p99}");
         assert!((normal_cdf(2.326348) - 0.99).abs() < 1e-6);
+    }
+
+    #[test]
+    fn binomial_has_the_right_mean_and_spread() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        for (n, p) in [
+            (5u64, 0.3),
+            (200, 0.01),
+            (200, 0.5),
+            (1000, 0.97),
+            (40, 0.2),
+        ] {
+            let draws: Vec<f64> = (0..20_000)
+                .map(|_| binomial(n, p, &mut rng) as f64)
+                .collect();
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+            let (m, v) = (n as f64 * p, n as f64 * p * (1.0 - p));
+            assert!(
+                (mean - m).abs() < 0.05 * m.max(1.0),
+                "n {n} p {p}: mean {mean}"
+            );
+            assert!(
+                (var / v - 1.0).abs() < 0.1,
+                "n {n} p {p}: var {var} want {v}"
+            );
+            assert!(draws.iter().all(|&x| x <= n as f64));
+        }
     }
 }
