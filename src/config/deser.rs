@@ -37,7 +37,16 @@ pub fn deserialize(text: &str, out: &mut Collector) -> Option<Config> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            out.error(String::new(), format!("YAML syntax error: {e}"));
+            let at = match e.location() {
+                Some(l) if e.to_string().starts_with("duplicate entry") => {
+                    format!(" (in the mapping that starts at line {})", l.line())
+                }
+                Some(l) if !e.to_string().contains(" line ") => {
+                    format!(" (at line {} column {})", l.line(), l.column())
+                }
+                _ => String::new(),
+            };
+            out.error(String::new(), format!("YAML syntax error: {e}{at}"));
             return None;
         }
     };
@@ -157,14 +166,20 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
             }
         }
         let path = Seg::render(key, &segs);
-        if shifted.iter().any(|l| segs.starts_with(l) && segs.len() > l.len()) {
+        if shifted
+            .iter()
+            .any(|l| segs.starts_with(l) && segs.len() > l.len())
+        {
             // Its index may be off by the removed elements: name the list instead.
             let list = shifted
                 .iter()
                 .find(|l| segs.starts_with(l))
                 .cloned()
                 .unwrap_or_default();
-            out.error(Seg::render(key, &list), format!("another bad entry: {}", friendly(&raw)));
+            out.error(
+                Seg::render(key, &list),
+                format!("another bad entry: {}", friendly(&raw)),
+            );
             return give_up(key, out);
         }
 
@@ -314,8 +329,11 @@ fn friendly(raw: &str) -> String {
         let expected: Vec<&str> = raw
             .split_once("expected ")
             .map(|(_, list)| {
-                list.split(", ")
-                    .map(|s| s.trim_start_matches("one of ").trim_matches('`'))
+                list.trim_start_matches("one of ")
+                    .split(", ")
+                    .flat_map(|s| s.split(" or "))
+                    .map(|s| s.trim().trim_matches('`'))
+                    .filter(|s| !s.is_empty())
                     .collect()
             })
             .unwrap_or_default();
@@ -364,7 +382,10 @@ pub fn unknown_key(key: &str, known: &[&str]) -> String {
     match best {
         Some((_, k)) => format!("unknown key `{key}` (did you mean `{k}`?)"),
         None if known.is_empty() => format!("unknown key `{key}`"),
-        None => format!("unknown key `{key}` (expected one of: {})", known.join(", ")),
+        None => format!(
+            "unknown key `{key}` (expected one of: {})",
+            known.join(", ")
+        ),
     }
 }
 
