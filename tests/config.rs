@@ -586,6 +586,16 @@ fn semantic_rules() {
             "notify.webhooks[0].url: required",
         ),
         ("workers: -1\n", "workers: invalid value"),
+        ("workers: 5000\n", "workers: must be at most 1024"),
+        (
+            "admin: { token: \"t0ken\\n\" }\n",
+            "admin.token: has leading or trailing whitespace",
+        ),
+        (
+            "limits: { max_header_bytes: 100 }\n",
+            "limits.max_header_bytes: must be between 8192",
+        ),
+        ("state_file: ''\n", "state_file: must not be empty"),
         (
             "upstreams: 5\n",
             "upstreams: expected a mapping of keys, found integer `5`",
@@ -700,4 +710,25 @@ analysis: { min_requests: lots, error_rate: { max: high }, latency: { max_p99: 1
         assert_has(&errs, p);
     }
     assert_eq!(errs.len(), 10, "{}", errs.join("\n"));
+}
+
+#[test]
+fn numbers_where_strings_belong_ask_for_quotes_and_empty_sections_are_still_checked() {
+    let errs = errors(
+        "
+listen: 127.0.0.1:8080
+upstreams:
+  stable: { endpoints: [http://127.0.0.1:9001], version: 1.10 }
+  canary:
+state_file: /tmp/state.json
+",
+    );
+    assert_eq!(
+        errs,
+        [
+            "upstreams.stable.version: invalid type: floating point `1.1`, expected a string (put it in quotes)",
+            "upstreams.canary.endpoints: required",
+            "upstreams.canary.version: required when state_file is set (the saved state belongs to one canary version)",
+        ]
+    );
 }

@@ -304,7 +304,12 @@ fn get_mut<'a>(mut v: &'a mut Value, segs: &[Seg]) -> Option<&'a mut Value> {
 /// Sets (inserting a mapping key if needed) the value at `segs`.
 fn put(root: &mut Value, segs: &[Seg], new: Value) -> Option<()> {
     let (last, parent) = segs.split_last()?;
-    match (last, get_mut(root, parent)?) {
+    let parent = get_mut(root, parent)?;
+    if parent.is_null() {
+        // `canary:` with nothing under it reads as null; give it keys.
+        *parent = Value::Mapping(Mapping::new());
+    }
+    match (last, parent) {
         (Seg::Key(k), Value::Mapping(m)) => {
             m.insert(Value::String(k.clone()), new);
         }
@@ -359,6 +364,13 @@ fn friendly(raw: &str) -> String {
             .unwrap_or("something else");
         return format!("expected {what}, found {found}");
     }
+    if raw.ends_with("expected a string") && !raw.contains("type: map") && !raw.contains("sequence")
+    {
+        // `version: 2` or a token of digits: YAML read a number, and converting it
+        // back could change it (`1.10` → `1.1`), so ask for quotes.
+        return format!("{raw} (put it in quotes)");
+    }
+    let raw = &raw.replace("unit value", "an empty value");
     for (rust, words) in [
         ("expected f64", "expected a number"),
         ("expected usize", "expected a whole number >= 0"),

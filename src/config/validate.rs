@@ -14,7 +14,19 @@ pub fn validate(c: &Config, out: &mut Collector) {
         readable(out, "tls.key", &t.key);
         addr
     });
+    if c.workers > 1024 {
+        out.check(
+            "workers",
+            format!("must be at most 1024 (0 = one per core), got {}", c.workers),
+        );
+    }
     let admin = socket(out, "admin.listen", &c.admin.listen);
+    if c.admin.token.trim() != c.admin.token {
+        out.check(
+            "admin.token",
+            "has leading or trailing whitespace (a stray newline from an env file?)",
+        );
+    }
     if let Some(a) = admin {
         if !a.ip().is_loopback() && c.admin.token.is_empty() {
             out.check(
@@ -43,12 +55,17 @@ pub fn validate(c: &Config, out: &mut Collector) {
             );
         }
     }
-    if c.state_file.is_some() && cv.is_none() {
-        out.check_all(
+    match &c.state_file {
+        Some(f) if f.as_os_str().is_empty() => out.check(
+            "state_file",
+            "must not be empty (remove the key to keep no state)",
+        ),
+        Some(_) if cv.is_none() => out.check_all(
             &["state_file"],
             "upstreams.canary.version",
             "required when state_file is set (the saved state belongs to one canary version)",
-        );
+        ),
+        _ => {}
     }
 
     routing(out, &c.routing);
@@ -57,8 +74,15 @@ pub fn validate(c: &Config, out: &mut Collector) {
         rollout(out, r, &c.analysis);
     }
     timeouts(out, &c.timeouts);
-    if c.limits.max_header_bytes == 0 {
-        out.check("limits.max_header_bytes", "must be greater than 0");
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+    if !(8192..=16 << 20).contains(&c.limits.max_header_bytes) {
+        out.check(
+            "limits.max_header_bytes",
+            format!(
+                "must be between 8192 and 16777216, got {}",
+                c.limits.max_header_bytes
+            ),
+        );
     }
     if c.limits.max_connections == 0 {
         out.check("limits.max_connections", "must be greater than 0");
