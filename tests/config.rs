@@ -732,3 +732,86 @@ state_file: /tmp/state.json
         ]
     );
 }
+
+/// The annotated example of SPEC §2, verbatim but for the TLS file paths.
+const SPEC_EXAMPLE: &str = r#"
+listen: 0.0.0.0:8080              # plain HTTP/1.1 + h2c (prior knowledge)
+workers: 0                        # runtime worker threads; 0 = one per core
+tls:                              # optional second listener, HTTPS with ALPN h2,http/1.1
+  listen: 0.0.0.0:8443
+  cert: certs/server.pem
+  key: certs/server.key
+admin:
+  listen: 127.0.0.1:9901
+  token: ${CANARY_ADMIN_TOKEN:-}  # when non-empty, every POST/PUT/DELETE needs "Authorization: Bearer <token>"
+                                  # a non-loopback admin listen with no token is a config error
+upstreams:
+  stable:
+    version: v1-stable            # value of the `version` metric label; default "stable"
+    endpoints: [http://10.0.0.1:8080, http://10.0.0.2:8080]   # http or https
+    health_check: { path: /health, interval: 5s, timeout: 1s, unhealthy_after: 3, healthy_after: 2 }
+  canary:
+    version: v2-canary            # default "canary"; required when state_file is set (it names the rollout)
+    endpoints: [http://10.0.0.3:8080]
+routing:
+  canary_weight: 0                # percent of traffic, 0..100, up to 2 decimals; the starting weight
+  sticky:                         # optional: the same client keeps its version while weights rise
+    cookie: canary_id             # hash this cookie; if absent, assign one and Set-Cookie it
+    # header: x-user-id           # or hash a header instead
+  override:                       # NGINX canary-by-header / canary-by-cookie semantics
+    header: x-canary              # value "always" -> canary, "never" -> stable, anything else falls through
+    # header_value: beta-testers  # optional: this exact value also -> canary, and is the only way in after an abort
+    cookie: canary                # same values
+  response_header: x-canary-version   # optional: tell the client which version answered
+analysis:                         # the always-on guard; see §6 (values here illustrate the keys)
+  interval: 250ms                 # how often the guard decides
+  window: 60s                     # span of the status/latency figures shown and of ratio baselines
+  min_requests: 20
+  confidence: 0.999               # P(a canary at half of every limit runs an hour with no abort)
+  failure_limit: 0                # abort after more than this many consecutive Failed checks
+  error_statuses: ["5xx"]         # also counted as errors: connect failure, upstream timeout
+  error_rate: { max: 2.0, max_increase: 1.0 }    # percent; max_increase = points above stable
+  latency: { max_p99: 500ms, max_p99_ratio: 1.5 }
+rollout:                          # optional progressive plan; without it the weight is manual
+  steps:
+    - set_weight: 5
+      analysis: { error_rate: { max: 1.0 }, latency: { max_p99: 500ms } }   # deep-merged over the global block from here on
+    - pause: 30s
+    - set_weight: 25
+    - analysis: { duration: 1m, min_requests: 500, timeout: 5m }   # gate: wait for a confident pass
+    - set_weight: 50
+    - pause: {}                   # indefinite: wait for POST /api/v1/promote
+    - set_weight: 100
+timeouts: { connect: 1s, request: 30s, header_read: 10s, idle: 90s, drain: 30s }
+  # idle: wait for the next request's first byte on a kept-alive connection;
+  # header_read: first byte to end of headers (hyper's own header timer alone conflates the two)
+limits: { max_header_bytes: 65536, max_connections: 10000 }
+retry: { attempts: 2, on: [connect_failure] }   # retries after the first try; idempotent methods;
+                                                # only before the request was handed to the connection
+state_file: /var/lib/canary-proxy/state.json    # optional; see §7.2
+notify:
+  webhooks:
+    - url: http://alerts.example/hook
+      events: [aborted, promoted, step]
+      timeout: 2s
+"#;
+
+#[test]
+fn the_spec_example_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = write(&dir, "server.pem", "cert");
+    let key = write(&dir, "server.key", "key");
+    let text = SPEC_EXAMPLE
+        .replace("certs/server.pem", &cert.display().to_string())
+        .replace("certs/server.key", &key.display().to_string());
+    let c = match parse(&text) {
+        Ok(c) => c,
+        Err(e) => panic!("{}", e.messages().join("\n")),
+    };
+    assert_eq!(c.admin.token, "", "an empty `token:` is no token");
+    assert_eq!(c.rollout.as_ref().map(|r| r.steps.len()), Some(7));
+    assert_eq!(c.upstreams.canary.version.as_deref(), Some("v2-canary"));
+    let env = |k: &str| (k == "CANARY_ADMIN_TOKEN").then(|| "s3cret".to_string());
+    let c = config::parse(&text, &env).expect("valid with a token");
+    assert_eq!(c.admin.token, "s3cret");
+}

@@ -364,13 +364,18 @@ fn friendly(raw: &str) -> String {
             .unwrap_or("something else");
         return format!("expected {what}, found {found}");
     }
+    if raw.starts_with("invalid type: unit value") {
+        return match raw.split_once(", expected ") {
+            Some((_, what)) => format!("is empty, expected {what}"),
+            None => "is empty".into(),
+        };
+    }
     if raw.ends_with("expected a string") && !raw.contains("type: map") && !raw.contains("sequence")
     {
         // `version: 2` or a token of digits: YAML read a number, and converting it
         // back could change it (`1.10` → `1.1`), so ask for quotes.
         return format!("{raw} (put it in quotes)");
     }
-    let raw = &raw.replace("unit value", "an empty value");
     for (rust, words) in [
         ("expected f64", "expected a number"),
         ("expected usize", "expected a whole number >= 0"),

@@ -122,6 +122,11 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A string where an empty YAML value (`token:` or `token: ${UNSET:-}`) means "".
+pub fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// `error_statuses` entries: `"5xx"`, `"429"` or a bare `429`.
 pub fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]

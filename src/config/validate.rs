@@ -519,7 +519,12 @@ fn rollout(out: &mut Collector, r: &Rollout, global: &Analysis) {
 /// A step's analysis keys, checked as merged over the global block and blamed
 /// on the keys the step writes.
 fn step_analysis(out: &mut Collector, ap: &str, patch: &AnalysisPatch, global: &Analysis) {
-    let merged = global.merged(patch);
+    let mut merged = global.merged(patch);
+    if !(out.clean("analysis.window") && out.clean("analysis.interval")) {
+        // The global value was unreadable (already reported): don't compare a
+        // step's value against its stand-in.
+        merged.window = merged.window.max(merged.interval);
+    }
     analysis(out, &merged, &|f| {
         patch_has(patch, f).then(|| format!("{ap}.{f}"))
     });
