@@ -710,6 +710,21 @@ analysis: { min_requests: lots, error_rate: { max: high }, latency: { max_p99: 1
         assert_has(&errs, p);
     }
     assert_eq!(errs.len(), 10, "{}", errs.join("\n"));
+
+    // Elements no stand-in fits (enum values) are dropped; later ones keep the
+    // index written in the file.
+    let errs = errors(&format!(
+        "{MINIMAL}retry: {{ on: [timeout, connect_failure, bogus, [x]], attempts: 11 }}\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "retry.on[0]: unknown variant `timeout`, expected `connect_failure`",
+            "retry.on[2]: unknown variant `bogus`, expected `connect_failure`",
+            "retry.on[3]: invalid type: sequence, expected a single value",
+            "retry.attempts: must be at most 10 (retries after the first try), got 11",
+        ]
+    );
 }
 
 #[test]

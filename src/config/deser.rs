@@ -148,8 +148,9 @@ fn optional<T: DeserializeOwned + Default>(key: &str, v: Option<Value>, out: &mu
 fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector) -> Option<T> {
     // Stand-ins put where a value is required: (path, index into STAND_INS).
     let mut stand_ins: Vec<(Vec<Seg>, usize)> = Vec::new();
-    // Lists that lost an element: later errors in them would name shifted indices.
-    let mut shifted: Vec<Vec<Seg>> = Vec::new();
+    // Lists that lost elements, with the original indices removed, so later
+    // errors still name the index as written in the file.
+    let mut shifted: Vec<(Vec<Seg>, Vec<usize>)> = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(t) => return Some(t),
@@ -165,23 +166,7 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
                 segs.push(Seg::Key(f));
             }
         }
-        let path = Seg::render(key, &segs);
-        if shifted
-            .iter()
-            .any(|l| segs.starts_with(l) && segs.len() > l.len())
-        {
-            // Its index may be off by the removed elements: name the list instead.
-            let list = shifted
-                .iter()
-                .find(|l| segs.starts_with(l))
-                .cloned()
-                .unwrap_or_default();
-            out.error(
-                Seg::render(key, &list),
-                format!("another bad entry: {}", friendly(&raw)),
-            );
-            return give_up(key, out);
-        }
+        let path = Seg::render(key, &as_written(&segs, &shifted));
 
         // An error inside a stand-in: try the next kind of stand-in, or, when a
         // stand-in mapping lacks a required field, nest another stand-in.
@@ -214,6 +199,10 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
             stand_ins.retain(|(p, _)| *p != base);
             match base.split_last() {
                 Some((Seg::Index(i), list)) => {
+                    let written = match as_written(&base, &shifted).last() {
+                        Some(Seg::Index(w)) => *w,
+                        _ => *i,
+                    };
                     let removed = get_mut(&mut value, list)
                         .and_then(Value::as_sequence_mut)
                         .filter(|items| *i < items.len())
@@ -221,8 +210,11 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
                     if removed.is_none() {
                         return give_up(key, out);
                     }
-                    out.taint(Seg::render(key, list));
-                    shifted.push(list.to_vec());
+                    out.taint(Seg::render(key, &as_written(list, &shifted)));
+                    match shifted.iter_mut().find(|(l, _)| l == list) {
+                        Some((_, gone)) => gone.push(written),
+                        None => shifted.push((list.to_vec(), vec![written])),
+                    }
                 }
                 _ => return give_up(key, out),
             }
@@ -253,6 +245,18 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
         }
     }
     give_up(key, out)
+}
+
+/// `segs` (indices into the trimmed value) with list indices as written in the file.
+fn as_written(segs: &[Seg], shifted: &[(Vec<Seg>, Vec<usize>)]) -> Vec<Seg> {
+    let mut out = segs.to_vec();
+    for (list, gone) in shifted {
+        if let (true, Some(Seg::Index(i))) = (segs.starts_with(list), segs.get(list.len())) {
+            let written = (0..).filter(|o| !gone.contains(o)).nth(*i).unwrap_or(*i);
+            out[list.len()] = Seg::Index(written);
+        }
+    }
+    out
 }
 
 fn give_up<T>(key: &str, out: &mut Collector) -> Option<T> {
@@ -376,6 +380,7 @@ fn friendly(raw: &str) -> String {
         // back could change it (`1.10` → `1.1`), so ask for quotes.
         return format!("{raw} (put it in quotes)");
     }
+    let raw = &raw.replace("a Value::Tagged enum", "a single value");
     for (rust, words) in [
         ("expected f64", "expected a number"),
         ("expected usize", "expected a whole number >= 0"),
