@@ -592,8 +592,8 @@ fn semantic_rules() {
             "admin.token: has leading or trailing whitespace",
         ),
         (
-            "limits: { max_header_bytes: 100 }\n",
-            "limits.max_header_bytes: must be between 8192",
+            "limits: { max_header_bytes: 0 }\n",
+            "limits.max_header_bytes: must be between 1 and 16777216",
         ),
         ("state_file: ''\n", "state_file: must not be empty"),
         (

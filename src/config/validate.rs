@@ -74,12 +74,13 @@ pub fn validate(c: &Config, out: &mut Collector) {
         rollout(out, r, &c.analysis);
     }
     timeouts(out, &c.timeouts);
-    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
-    if !(8192..=16 << 20).contains(&c.limits.max_header_bytes) {
+    // (hyper's HTTP/1 read buffer has an 8 KiB floor: the proxy enforces smaller
+    // limits itself rather than through that buffer.)
+    if !(1..=16 << 20).contains(&c.limits.max_header_bytes) {
         out.check(
             "limits.max_header_bytes",
             format!(
-                "must be between 8192 and 16777216, got {}",
+                "must be between 1 and 16777216, got {}",
                 c.limits.max_header_bytes
             ),
         );
