@@ -163,7 +163,7 @@ impl App {
                     return Err(e);
                 }
             };
-        tracing::info!(%proxy_addr, tls = ?tls_addr, "proxy listening");
+        tracing::info!(%proxy_addr, tls = ?tls_addr, %admin_addr, "proxy listening");
         Ok(App {
             proxy_addr,
             tls_addr,

@@ -535,7 +535,7 @@ async fn health_checks_evict_and_restore_an_endpoint() {
         .await;
     let steady = TestServer::named("steady").start().await;
     let canary = TestServer::named("canary").start().await;
-    let cfg = "listen: 127.0.0.1:0\nupstreams:\n  stable:\n    endpoints: [\"{flaky}\", \"{steady}\"]\n    health_check: { path: /health, interval: 20ms, timeout: 200ms, unhealthy_after: 2, healthy_after: 2 }\n  canary: { endpoints: [\"{canary}\"] }\n";
+    let cfg = "listen: 127.0.0.1:0\nupstreams:\n  stable:\n    endpoints: [\"{flaky}\", \"{steady}\"]\n    health_check: { path: /health, interval: 50ms, timeout: 40ms, unhealthy_after: 2, healthy_after: 2 }\n  canary: { endpoints: [\"{canary}\"] }\n";
     let app = start_proxy(
         cfg,
         &[("flaky", &flaky), ("steady", &steady), ("canary", &canary)],
@@ -957,4 +957,80 @@ fn run_exit_codes() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_weight_change_applies_to_the_next_request_on_the_same_connection() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    let ask = async |s: &mut TcpStream| {
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(ask(&mut s).await.ends_with("stable"));
+    let snap = app.shared.snapshot.load_full();
+    app.shared
+        .snapshot
+        .store(Arc::new(snap.with_weight(10_000, false)));
+    assert!(ask(&mut s).await.ends_with("canary"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificate_reload_is_seen_by_the_next_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str| {
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        let (c, k) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, ck.cert.pem()).unwrap();
+        std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
+        (ck, c, k)
+    };
+    let (_, c1, k1) = write("one.test");
+    let (ck2, c2, k2) = write("two.test");
+    let (stable, canary) = pair().await;
+    let tls = |c: &std::path::Path, k: &std::path::Path| {
+        format!(
+            "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
+            c.display(),
+            k.display()
+        )
+    };
+    let app = start_proxy(
+        &yaml(&tls(&c1, &k1)),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let mut cfg = (**app.shared.config.load()).clone();
+    cfg.tls.as_mut().unwrap().cert = c2.clone();
+    // A mismatched pair is rejected and changes nothing.
+    let mut bad = cfg.clone();
+    bad.tls.as_mut().unwrap().key = k1.clone();
+    assert!(app.shared.apply_reload(&bad).is_err());
+    cfg.tls.as_mut().unwrap().key = k2.clone();
+    app.shared.apply_reload(&cfg).unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck2.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(app.tls_addr.unwrap()).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect("two.test".try_into().unwrap(), tcp)
+        .await
+        .expect("handshake with the reloaded certificate");
+    app.shutdown().await;
 }
