@@ -100,5 +100,48 @@ grep -q '^FROM rust:.* AS build' Dockerfile && grep -q '^FROM debian:.*-slim' Do
 grep -q 'COPY --from=build /src/target/release/canary-proxy' Dockerfile && ok "runtime copies the release binary" || bad "binary copy missing"
 [ -d config/compose ] && ok "COPY config/compose/ exists" || bad "config/compose missing"
 
+step "rehearsal without Docker (same binary, config and load script; service names -> loopback, pauses shortened)"
+pids=()
+work=$(mktemp -d)
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -rf "$work" "$rules"
+}
+trap cleanup EXIT
+read -r p_stable p_canary p_proxy p_admin < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+bin=target/debug/canary-proxy
+$bin upstream --role stable --version v1-stable --listen 127.0.0.1:$p_stable >"$work/stable.log" 2>&1 & pids+=($!)
+$bin upstream --role canary --version v2-canary --listen 127.0.0.1:$p_canary >"$work/canary.log" 2>&1 & pids+=($!)
+sed -e "s#http://stable:8080#http://127.0.0.1:$p_stable#" -e "s#http://canary:8080#http://127.0.0.1:$p_canary#" \
+    -e "s#0.0.0.0:8080#127.0.0.1:$p_proxy#" -e "s#0.0.0.0:9901#127.0.0.1:$p_admin#" -e "s#pause: 30s#pause: 2s#g" \
+    config/compose/canary-proxy.yaml >"$work/proxy.yaml"
+CANARY_ADMIN_TOKEN=rehearsal $bin run --config "$work/proxy.yaml" >"$work/proxy.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p_admin/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+PROXY=http://127.0.0.1:$p_proxy/ ADMIN=http://127.0.0.1:$p_admin CANARY=http://127.0.0.1:$p_canary \
+  LOOPS=3 FAULT_RATE=0.4 FAULT_AFTER=2 sh config/compose/load.sh >"$work/load.log" 2>&1 & pids+=($!)
+phase=""
+for _ in $(seq 300); do
+  st=$(curl -s --max-time 1 "http://127.0.0.1:$p_admin/api/v1/status" || true)
+  phase=$(printf '%s' "$st" | jq -r '.phase // empty' 2>/dev/null || true)
+  [ "$phase" = Degraded ] && break
+  sleep 0.1
+done
+if [ "$phase" = Degraded ]; then
+  ok "load.sh turned the canary bad at 50%; the proxy aborted: $(printf '%s' "$st" | jq -r .message)"
+  curl -s "http://127.0.0.1:$p_admin/metrics" | grep -q '^canary_aborts_total.* 1' && ok "canary_aborts_total is 1 on /metrics" || bad "canary_aborts_total not 1"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$p_admin/api/v1/retry")
+  [ "$code" = 401 ] && ok "admin POST without the token: 401" || bad "admin POST without the token: $code"
+else
+  bad "no abort within 30 s (phase ${phase:-?}); load log:"; sed 's/^/        /' "$work/load.log"; tail -5 "$work/proxy.log" | sed 's/^/        /'
+fi
+
 if [ "$fail" = 0 ]; then echo "check-compose: all checks passed"; else echo "check-compose: FAILED"; fi
 exit "$fail"

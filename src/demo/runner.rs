@@ -39,8 +39,8 @@ impl Default for Options {
         Options {
             rps: 300,
             workers: 8,
-            pause_at_20: Duration::from_secs(5),
-            healthy_at_50: Duration::from_secs(4),
+            pause_at_20: Duration::from_secs(6),
+            healthy_at_50: Duration::from_secs(5),
             canary_error_rate: 0.4,
             after_rollback: Duration::from_secs(3),
             timeout: Duration::from_secs(60),
@@ -192,6 +192,25 @@ fn parse_status(v: &Value) -> Status {
     }
 }
 
+/// Fallback while the admin API does not answer: the controller's gauges.
+fn status_from_gauges(app: &App, prev: &Status) -> Status {
+    use crate::controller::Phase;
+    use std::sync::atomic::Ordering::Relaxed;
+    let g = &app.shared.gauges;
+    let phase = Phase::ALL
+        .get(g.phase.load(Relaxed) as usize)
+        .copied()
+        .unwrap_or(Phase::Progressing);
+    Status {
+        phase: phase.as_str().to_string(),
+        weight: Some(crate::config::bp_to_weight(g.weight_bp.load(Relaxed))),
+        abort: phase == Phase::Degraded && g.aborts.load(Relaxed) > 0,
+        message: prev.message.clone(),
+        step: prev.step,
+        verdict: "admin API not answering; phase and weight from the controller's gauges".into(),
+    }
+}
+
 fn verdict_line(v: &Value) -> String {
     let Some(result) = v["result"].as_str() else {
         return "verdict: -".into();
@@ -205,7 +224,9 @@ fn verdict_line(v: &Value) -> String {
             " · {} {} (limit {}, n={})",
             m["metric"].as_str().unwrap_or("?"),
             value,
-            m["limit"].as_f64().map_or_else(|| "-".into(), |x| format!("{x}")),
+            m["limit"]
+                .as_f64()
+                .map_or_else(|| "-".into(), |x| format!("{x}")),
             m["evidence"].as_u64().unwrap_or(0)
         ));
     }
@@ -300,6 +321,12 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     };
 
     let deadline = t0 + opts.timeout;
+    // Ctrl-C/SIGTERM ends the story early (with a summary) or the keep-running hold.
+    let (sig_tx, mut interrupted) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        super::wait_for_signal().await;
+        let _ = sig_tx.send(true);
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut samples: VecDeque<Sample> = VecDeque::new();
@@ -333,8 +360,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
             }
         }
         let now = Instant::now();
-        if let Some(v) = admin.get("/api/v1/status").await {
-            status = parse_status(&v);
+        match admin.get("/api/v1/status").await {
+            Some(v) => status = parse_status(&v),
+            None => status = status_from_gauges(&stage.app, &status),
         }
         if let Some(v) = admin.get("/api/v1/events").await {
             for e in tail.new_events(events_of(&v)) {
@@ -389,6 +417,10 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         if rollback_at.is_some() && status.abort && done_at.is_none() {
             done_at = Some(now);
         }
+        if *interrupted.borrow() {
+            view.say("interrupted");
+            break;
+        }
         if done_at.is_some_and(|d| now >= d + opts.after_rollback) || now >= deadline {
             break;
         }
@@ -407,6 +439,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         fault_at.zip(rollback_at).map(|(f, r)| r - f),
         t0.elapsed(),
     );
+    view.freeze();
     view.say("");
     if !status.message.is_empty() {
         view.say(&format!("abort message: {}", status.message));
@@ -419,8 +452,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
             "\nstill running (Ctrl-C to stop):\n  proxy        {proxy_url}\n  status page  http://{}/\n  admin API    http://{}/api/v1/status\n  retry        curl -X POST http://{}/api/v1/retry",
             stage.app.admin_addr, stage.app.admin_addr, stage.app.admin_addr
         ));
-        super::wait_for_signal().await;
+        let _ = interrupted.wait_for(|i| *i).await;
     }
+    signals.abort();
     stage.stop().await;
     Ok(summary)
 }

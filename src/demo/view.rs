@@ -104,6 +104,11 @@ impl View {
         let _ = w.flush();
     }
 
+    /// Leaves the last frame on screen: later lines print below it.
+    pub fn freeze(&mut self) {
+        self.drawn = 0;
+    }
+
     /// Plain text (URLs, the summary), never redrawn over.
     pub fn say(&mut self, text: &str) {
         if self.out == Output::Quiet {
@@ -181,7 +186,7 @@ impl View {
                 }
             )
         };
-        vec![
+        let mut lines = vec![
             String::new(),
             format!(
                 "  {}{}{:<11}{}  canary weight {}{:>6}{}  {}{}{}  {}",
@@ -204,14 +209,21 @@ impl View {
             ),
             row("stable", &f.stable, None),
             row("canary", &f.canary, Some(f.canary_fault)),
-            format!("  {}{}{}", self.c(DIM), f.verdict, self.c(RESET)),
-            format!(
-                "  {}t = {:.1}s{}",
-                self.c(DIM),
-                f.elapsed.as_secs_f64(),
-                self.c(RESET)
-            ),
-        ]
+        ];
+        // One line per limit, cut short so a line never wraps (the redraw
+        // counts lines).
+        for (i, part) in f.verdict.split(" · ").enumerate() {
+            let indent = if i == 0 { "  " } else { "    " };
+            let text: String = part.chars().take(96).collect();
+            lines.push(format!("{indent}{}{text}{}", self.c(DIM), self.c(RESET)));
+        }
+        lines.push(format!(
+            "  {}t = {:.1}s{}",
+            self.c(DIM),
+            f.elapsed.as_secs_f64(),
+            self.c(RESET)
+        ));
+        lines
     }
 }
 
