@@ -1,7 +1,9 @@
 //! Hot-path telemetry: per-version atomic counters and histograms, resolved
 //! into the routing snapshot when it is built, so recording a request is a few
 //! relaxed `fetch_add`s and never a lock or a map lookup.
+pub mod apm;
 pub mod export;
+pub mod figures;
 pub mod histogram;
 pub mod window;
 
