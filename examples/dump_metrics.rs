@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
         };
         let latency = Duration::from_micros(800 + (i * 7919) % 400_000);
         let outcome = Outcome {
-            method: method_index(&methods[(i % 4) as usize]),
+            method: method_index(&methods[(i / 4 % 4) as usize]),
             status,
             latency: Some(latency),
             // every 20th request is override-routed (QA traffic): not evidence

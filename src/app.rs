@@ -110,7 +110,10 @@ impl App {
         let settings = ListenerSettings {
             max_header_bytes: config.limits.max_header_bytes,
             connections: Arc::new(Semaphore::new(
-                config.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+                config
+                    .limits
+                    .max_connections
+                    .clamp(1, Semaphore::MAX_PERMITS),
             )),
         };
         let drain = config.timeouts.drain.get();
@@ -202,9 +205,9 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("{e}");
-            let bad_input = e
-                .get_ref()
-                .is_some_and(|inner| inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>());
+            let bad_input = e.get_ref().is_some_and(|inner| {
+                inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>()
+            });
             return ExitCode::from(if bad_input { 2 } else { 1 });
         }
     };
@@ -244,4 +247,3 @@ async fn wait_for_stop(controller: &ControllerHandle) -> std::io::Result<()> {
 async fn wait_for_stop(_controller: &ControllerHandle) -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
-

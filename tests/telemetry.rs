@@ -222,10 +222,10 @@ fn span_queries_fine_and_coarse() {
     let mut w = Windows::new(interval, Duration::from_secs(60));
     assert_eq!(w.coarse_slot(), Duration::from_secs(10));
     let mut cumulative = Reading::default();
+    let (slow, fast) = (reading(2, 0, 5), reading(4, 0, 5));
     // 20 minutes at 2 requests per tick (8 req/s), then 5 minutes at 4 per tick
     for tick in 0..(25 * 60 * 4) {
-        let per_tick = if tick < 20 * 60 * 4 { 2 } else { 4 };
-        cumulative.add(&reading(per_tick, 0, 5));
+        cumulative.add(if tick < 20 * 60 * 4 { &slow } else { &fast });
         w.tick(&cumulative);
     }
     let (r, covered) = w.span_covered(Duration::from_secs(30)).expect("≤ 1h");

@@ -1,8 +1,18 @@
 //! The judge: pure statistics. Readings and limits in, a verdict with the
 //! numbers behind it out. No I/O and no clock, so the live guard, the tests and
-//! the simulator run the same code. (Filled in by the judge work.)
-use crate::config::Analysis;
-use crate::telemetry::Reading;
+//! the simulator run the same code. The method is described in `docs/judge.md`.
+mod argo;
+mod cusum;
+mod guard;
+mod limits;
+mod message;
+mod stats;
+
+pub use argo::{argo_weight, ArgoAnalysis};
+pub use guard::Guard;
+pub use limits::Metric;
+pub use stats::{normal_quantile, wilson};
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -12,20 +22,42 @@ pub enum CheckResult {
     Inconclusive,
 }
 
+impl CheckResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckResult::Passed => "Passed",
+            CheckResult::Failed => "Failed",
+            CheckResult::Inconclusive => "Inconclusive",
+        }
+    }
+}
+
 /// One configured limit's assessment in one check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MetricVerdict {
     /// `error-rate`, `error-rate-increase`, `latency-p99`, `latency-p99-ratio`.
     pub metric: &'static str,
     pub result: CheckResult,
-    /// Measured value (percent, points, ms, or ratio), `None` without data.
+    /// Measured value: percent (`error-rate`), points (`error-rate-increase`),
+    /// ms (`latency-p99`) or canary/stable p99 ratio (`latency-p99-ratio`);
+    /// `None` without data. Over the window, or when Failed over the run of
+    /// evidence the decision rests on.
     pub value: Option<f64>,
+    /// The configured limit, in the same unit.
     pub limit: f64,
-    /// Canary requests the assessment rests on.
+    /// Canary requests the value rests on.
     pub evidence: u64,
+    /// Stable's figure: error rate percent (`error-rate-increase`) or p99 ms
+    /// (`latency-p99-ratio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// Latency limits when Failed: percent of the canary requests in the
+    /// failing run slower than the latency threshold (the limit is 1%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verdict {
     pub result: CheckResult,
     pub metrics: Vec<MetricVerdict>,
@@ -38,28 +70,14 @@ impl Verdict {
             metrics: Vec::new(),
         }
     }
-}
 
-/// The sequential guard for one canary: carries evidence from check to check.
-pub struct Guard {
-    _limits: Analysis,
-}
-
-impl Guard {
-    pub fn new(limits: &Analysis) -> Self {
-        Guard {
-            _limits: limits.clone(),
-        }
-    }
-
-    /// One check. `canary_tick` is the canary's evidence since the previous
-    /// check; the windows span `analysis.window`.
-    pub fn check(
-        &mut self,
-        _canary_tick: &Reading,
-        _canary_window: &Reading,
-        _stable_window: &Reading,
-    ) -> Verdict {
-        Verdict::inconclusive()
+    /// The first limit that failed, if any.
+    pub fn failed_metric(&self) -> Option<&MetricVerdict> {
+        self.metrics
+            .iter()
+            .find(|m| m.result == CheckResult::Failed)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ pub fn next_u64() -> u64 {
 /// Uniform draw in `[0, 10000)` (basis points), without modulo bias worth mentioning.
 #[inline]
 pub fn rand_bp() -> u32 {
-    ((next_u64() >> 32) * 10_000 >> 32) as u32
+    (((next_u64() >> 32) * 10_000) >> 32) as u32
 }
 
 /// A fresh `x-request-id`: 32 hex digits.

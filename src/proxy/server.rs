@@ -112,7 +112,10 @@ pub fn spawn(
             });
         }
         drop(listener);
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 remaining = conns.len(),
                 "drain timeout: closing connections with requests in flight"

@@ -153,6 +153,17 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
+/// A family of one unlabelled series (no `{}` after the name).
+fn single<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: M,
+) -> Result<(), std::fmt::Error> {
+    let metric_type = value.metric_type();
+    value.encode(encoder.encode_descriptor(name, help, None, metric_type)?)
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let vlabels = |v: &VersionScrape| {
@@ -184,12 +195,11 @@ impl Collector for Scrape {
                 .map(|v| (vlabels(v), Latency(&v.latency))),
             MetricType::Histogram,
         )?;
-        family(
+        single(
             &mut encoder,
             "canary_weight",
             "Percent of weighted traffic routed to the canary.",
-            [(Vec::new(), Gauge(self.weight_percent))],
-            MetricType::Gauge,
+            Gauge(self.weight_percent),
         )?;
         family(
             &mut encoder,
@@ -201,12 +211,11 @@ impl Collector for Scrape {
             }),
             MetricType::Gauge,
         )?;
-        family(
+        single(
             &mut encoder,
             "canary_aborts_total",
             "Canary aborts (weight dropped to 0) since start.",
-            [(Vec::new(), Total(self.aborts))],
-            MetricType::Counter,
+            Total(self.aborts),
         )?;
         family(
             &mut encoder,
