@@ -144,10 +144,16 @@ impl App {
             .iter()
             .map(|&role| health::spawn(proxy.clone(), role, shutdown_rx.clone()))
             .collect();
-        let controller =
-            controller::spawn(config.clone(), config_path, shared.clone(), shutdown_rx.clone());
+        let controller = controller::spawn(
+            config.clone(),
+            config_path,
+            shared.clone(),
+            shutdown_rx.clone(),
+        );
         let admin_addr =
-            match crate::admin::start(&config, shared.clone(), controller.clone(), shutdown_rx).await {
+            match crate::admin::start(&config, shared.clone(), controller.clone(), shutdown_rx)
+                .await
+            {
                 Ok((addr, task)) => {
                     listeners.push(task);
                     addr

@@ -35,42 +35,80 @@ async fn pair() -> (Upstream, Upstream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_mode_transitions() {
     let (stable, canary) = pair().await;
-    let app = start_proxy(&yaml("routing: { canary_weight: 10 }\n"), &[("stable", &stable), ("canary", &canary)]).await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].as_str(), weight(&s), s["steps"].as_u64()), (Some("Healthy"), 10.0, Some(0)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["steps"].as_u64()),
+        (Some("Healthy"), 10.0, Some(0))
+    );
 
-    let (code, s) = admin(&app, "PUT", "/api/v1/weight", Some(r#"{"canary_weight": 35.5}"#), None).await;
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 35.5}"#),
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{s}");
     assert_eq!((s["phase"].as_str(), weight(&s)), (Some("Healthy"), 35.5));
     assert_eq!(app.shared.snapshot.load().weight_bp, 3550);
 
-    for path in ["/api/v1/promote", "/api/v1/pause", "/api/v1/resume", "/api/v1/retry"] {
+    for path in [
+        "/api/v1/promote",
+        "/api/v1/pause",
+        "/api/v1/resume",
+        "/api/v1/retry",
+    ] {
         let before = status(&app).await;
         let (code, e) = admin(&app, "POST", path, None, None).await;
         assert_eq!(code, 409, "{path}: {e}");
         assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
-        assert_eq!(essence(&status(&app).await), essence(&before), "{path} changed state");
+        assert_eq!(
+            essence(&status(&app).await),
+            essence(&before),
+            "{path} changed state"
+        );
     }
 
     let (code, s) = admin(&app, "POST", "/api/v1/abort", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["abort"].as_bool()), (Some("Degraded"), 0.0, Some(true)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Degraded"), 0.0, Some(true))
+    );
     assert_eq!(s["message"], "manual abort");
     assert!(app.shared.snapshot.load().aborted);
 
-    let (code, _) = admin(&app, "PUT", "/api/v1/weight", Some(r#"{"canary_weight": 5}"#), None).await;
+    let (code, _) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 5}"#),
+        None,
+    )
+    .await;
     assert_eq!(code, 409);
     assert_eq!(weight(&status(&app).await), 0.0);
 
     let (code, s) = admin(&app, "POST", "/api/v1/retry", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["abort"].as_bool()), (Some("Healthy"), 0.0, Some(false)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Healthy"), 0.0, Some(false))
+    );
     assert!(!app.shared.snapshot.load().aborted);
 
     let k = kinds(&events(&app).await);
     assert_eq!(k, ["started", "weight", "aborted", "retried"]);
     let ev = events(&app).await;
-    assert!(ev.iter().all(|e| e["time"].is_string() && e["message"].is_string() && e["canary_weight"].is_number()));
+    assert!(ev.iter().all(|e| e["time"].is_string()
+        && e["message"].is_string()
+        && e["canary_weight"].is_number()));
     app.shutdown().await;
 }
 
@@ -85,28 +123,50 @@ async fn plan_transitions() {
     )
     .await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64()), (Some("Paused"), 10.0, Some(1)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 10.0, Some(1))
+    );
     assert_eq!(s["steps"], 7);
     assert_eq!(s["plan"][1]["pause"], serde_json::json!({}));
 
     // promote leaves the indefinite pause.
     let (code, s) = admin(&app, "POST", "/api/v1/promote", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64()), (Some("Paused"), 40.0, Some(3)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 40.0, Some(3))
+    );
 
     // PUT weight holds the plan; resume continues with the next step.
-    let (code, s) = admin(&app, "PUT", "/api/v1/weight", Some(r#"{"canary_weight": 55}"#), None).await;
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 55}"#),
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["paused"].as_bool()), (Some("Paused"), 55.0, Some(true)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["paused"].as_bool()),
+        (Some("Paused"), 55.0, Some(true))
+    );
     let (code, s) = admin(&app, "POST", "/api/v1/resume", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64()), (Some("Progressing"), 70.0, Some(5)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Progressing"), 70.0, Some(5))
+    );
 
     // pause / resume around a timed pause.
     let (code, s) = admin(&app, "POST", "/api/v1/pause", None, None).await;
     assert_eq!((code, s["phase"].as_str()), (200, Some("Paused")));
     let (code, s) = admin(&app, "POST", "/api/v1/resume", None, None).await;
-    assert_eq!((code, s["phase"].as_str(), s["step_index"].as_u64()), (200, Some("Progressing"), Some(5)));
+    assert_eq!(
+        (code, s["phase"].as_str(), s["step_index"].as_u64()),
+        (200, Some("Progressing"), Some(5))
+    );
 
     // retry only after an abort.
     let (code, _) = admin(&app, "POST", "/api/v1/retry", None, None).await;
@@ -115,7 +175,10 @@ async fn plan_transitions() {
     // promote?full=true → 100%, Healthy; nothing left to promote.
     let (code, s) = admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64()), (Some("Healthy"), 100.0, Some(7)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Healthy"), 100.0, Some(7))
+    );
     let (code, _) = admin(&app, "POST", "/api/v1/promote", None, None).await;
     assert_eq!(code, 409);
     let (code, _) = admin(&app, "POST", "/api/v1/pause", None, None).await;
@@ -138,7 +201,15 @@ async fn plan_transitions() {
     }
     let (code, s) = admin(&app, "POST", "/api/v1/retry", None, None).await;
     assert_eq!(code, 200);
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64(), s["abort"].as_bool()), (Some("Paused"), 10.0, Some(1), Some(false)));
+    assert_eq!(
+        (
+            s["phase"].as_str(),
+            weight(&s),
+            s["step_index"].as_u64(),
+            s["abort"].as_bool()
+        ),
+        (Some("Paused"), 10.0, Some(1), Some(false))
+    );
     app.shutdown().await;
 }
 
@@ -160,14 +231,27 @@ async fn token_is_required_on_every_change() {
         ("PUT", "/api/v1/weight", Some(r#"{"canary_weight": 50}"#)),
         ("DELETE", "/api/v1/status", None),
     ] {
-        for tok in [None, Some("wrong"), Some("s3cre"), Some("S3CRET"), Some("s3cret2")] {
+        for tok in [
+            None,
+            Some("wrong"),
+            Some("s3cre"),
+            Some("S3CRET"),
+            Some("s3cret2"),
+        ] {
             let (code, e) = admin(&app, m, p, b, tok).await;
             assert_eq!(code, 401, "{m} {p} with {tok:?}: {e}");
             assert!(e["error"].is_string());
         }
     }
     assert_eq!(essence(&status(&app).await), essence(&before));
-    let (code, s) = admin(&app, "PUT", "/api/v1/weight", Some(r#"{"canary_weight": 50}"#), Some("s3cret")).await;
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 50}"#),
+        Some("s3cret"),
+    )
+    .await;
     assert_eq!((code, weight(&s)), (200, 50.0));
     app.shutdown().await;
 }
@@ -175,10 +259,17 @@ async fn token_is_required_on_every_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_changes_nothing() {
     let (stable, canary) = pair().await;
-    let app = start_proxy(&yaml("routing: { canary_weight: 10 }\n"), &[("stable", &stable), ("canary", &canary)]).await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
     let before = status(&app).await;
     let events_before = events(&app).await.len();
-    let huge = format!(r#"{{"canary_weight": 5, "pad": "{}"}}"#, "x".repeat(70 * 1024));
+    let huge = format!(
+        r#"{{"canary_weight": 5, "pad": "{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
     for body in [
         "",
         "{",
@@ -193,7 +284,11 @@ async fn bad_input_changes_nothing() {
         huge.as_str(),
     ] {
         let (code, e) = admin(&app, "PUT", "/api/v1/weight", Some(body), None).await;
-        assert!(code == 400 || code == 413, "{code} for {}: {e}", &body[..body.len().min(40)]);
+        assert!(
+            code == 400 || code == 413,
+            "{code} for {}: {e}",
+            &body[..body.len().min(40)]
+        );
         assert!(e["error"].is_string(), "{e}");
     }
     let (code, _) = admin(&app, "POST", "/api/v1/promote?full=maybe", None, None).await;
@@ -217,24 +312,46 @@ async fn bad_input_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_endpoints_have_their_shapes() {
     let (stable, canary) = pair().await;
-    let app = start_proxy(&yaml("routing: { canary_weight: 50 }\n"), &[("stable", &stable), ("canary", &canary)]).await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 50 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
     let c = TestClient::new();
     for _ in 0..200 {
         c.get(app.proxy_addr, "/").await.unwrap();
     }
     // The status figures come from the controller's windows, refreshed every interval.
     let s = wait_status(&app, Duration::from_secs(3), |s| {
-        s["canary"]["requests"].as_u64().unwrap_or(0) + s["stable"]["requests"].as_u64().unwrap_or(0) >= 200
+        s["canary"]["requests"].as_u64().unwrap_or(0)
+            + s["stable"]["requests"].as_u64().unwrap_or(0)
+            >= 200
     })
     .await;
     for role in ["stable", "canary"] {
         let v = &s[role];
-        for k in ["version", "requests", "errors", "error_rate", "p50_ms", "p99_ms", "rps"] {
+        for k in [
+            "version",
+            "requests",
+            "errors",
+            "error_rate",
+            "p50_ms",
+            "p99_ms",
+            "rps",
+        ] {
             assert!(v.get(k).is_some(), "{role}.{k} missing: {s}");
         }
         assert!(v["requests"].as_u64().unwrap() > 20, "{s}");
     }
-    for k in ["phase", "abort", "message", "canary_weight", "step_index", "steps", "verdict"] {
+    for k in [
+        "phase",
+        "abort",
+        "message",
+        "canary_weight",
+        "step_index",
+        "steps",
+        "verdict",
+    ] {
         assert!(s.get(k).is_some(), "{k} missing: {s}");
     }
     assert!(s["verdict"]["result"].is_string(), "{s}");
@@ -243,12 +360,26 @@ async fn read_only_endpoints_have_their_shapes() {
         assert!(m.get(k).is_some(), "verdict metric {k} missing: {s}");
     }
 
-    let (code, v) = admin(&app, "GET", "/v1/metrics?app=shop&metric=errorRate&window=5m&version=canary", None, None).await;
+    let (code, v) = admin(
+        &app,
+        "GET",
+        "/v1/metrics?app=shop&metric=errorRate&window=5m&version=canary",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["errorRate"], 0.0);
     assert!(v["responseTime"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["throughput"].as_f64().unwrap() > 0.0, "{v}");
-    let (code, v) = admin(&app, "GET", "/v1/metrics?app=shop&metric=throughput&window=1h&version=v1", None, None).await;
+    let (code, v) = admin(
+        &app,
+        "GET",
+        "/v1/metrics?app=shop&metric=throughput&window=1h&version=v1",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{v}");
     for bad in ["window=2h", "window=abc", "metric=cpu", "version=v9"] {
         let (code, e) = admin(&app, "GET", &format!("/v1/metrics?app=x&{bad}"), None, None).await;
@@ -265,7 +396,10 @@ async fn read_only_endpoints_have_their_shapes() {
     }
     admin(&app, "POST", "/api/v1/abort", None, None).await;
     let (_, a) = admin(&app, "GET", "/api/v1/analysis", None, None).await;
-    assert_eq!((a["weight"].as_f64(), a["status"].as_str()), (Some(0.0), Some("abort")));
+    assert_eq!(
+        (a["weight"].as_f64(), a["status"].as_str()),
+        (Some(0.0), Some("abort"))
+    );
 
     let r = c.get(app.admin_addr, "/healthz").await.unwrap();
     assert_eq!(r.status, 200);
@@ -273,7 +407,10 @@ async fn read_only_endpoints_have_their_shapes() {
     assert_eq!(r.status, 200);
     let r = c.get(app.admin_addr, "/metrics").await.unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain; version=0.0.4"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain; version=0.0.4"));
     let text = r.text();
     let sample = |name: &str| {
         text.lines()
@@ -283,10 +420,16 @@ async fn read_only_endpoints_have_their_shapes() {
     };
     assert_eq!(sample("canary_weight"), Some(0.0), "{text}");
     assert_eq!(sample("canary_aborts_total"), Some(1.0), "{text}");
-    assert!(text.contains("canary_phase{phase=\"Degraded\"} 1"), "{text}");
+    assert!(
+        text.contains("canary_phase{phase=\"Degraded\"} 1"),
+        "{text}"
+    );
     let r = c.get(app.admin_addr, "/").await.unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/html"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
     assert!(r.text().contains("/api/v1/status"));
     app.shutdown().await;
 }
@@ -309,7 +452,12 @@ async fn readyz_follows_stable_health() {
     let c = TestClient::new();
     let mut last = 0;
     for _ in 0..100 {
-        last = c.get(app.admin_addr, "/readyz").await.unwrap().status.as_u16();
+        last = c
+            .get(app.admin_addr, "/readyz")
+            .await
+            .unwrap()
+            .status
+            .as_u16();
         if last == 503 {
             break;
         }
@@ -322,7 +470,9 @@ async fn readyz_follows_stable_health() {
 async fn start_from_file(text: &str, path: &std::path::Path) -> App {
     std::fs::write(path, text).unwrap();
     let config = config::load(path).expect("valid config");
-    App::start(config, Some(path.to_path_buf())).await.expect("app starts")
+    App::start(config, Some(path.to_path_buf()))
+        .await
+        .expect("app starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +495,10 @@ async fn reload_applies_valid_files_and_rejects_the_rest() {
     std::fs::write(&path, text("25", "v2", "")).unwrap();
     let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
     assert_eq!((code, weight(&s)), (200, 25.0), "{s}");
-    assert_eq!(kinds(&events(&app).await).last().map(String::as_str), Some("reloaded"));
+    assert_eq!(
+        kinds(&events(&app).await).last().map(String::as_str),
+        Some("reloaded")
+    );
 
     // Invalid file: 400 with every error, nothing changes.
     let before = status(&app).await;
@@ -353,7 +506,10 @@ async fn reload_applies_valid_files_and_rejects_the_rest() {
     let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
     assert_eq!(code, 400);
     let msg = e["error"].as_str().unwrap_or("");
-    assert!(msg.contains("canary_weight") && msg.contains("bogus_key"), "{msg}");
+    assert!(
+        msg.contains("canary_weight") && msg.contains("bogus_key"),
+        "{msg}"
+    );
     assert_eq!(essence(&status(&app).await), essence(&before));
 
     // Restart-only keys are refused.
@@ -366,13 +522,28 @@ async fn reload_applies_valid_files_and_rejects_the_rest() {
     admin(&app, "POST", "/api/v1/abort", None, None).await;
     std::fs::write(&path, text("30", "v2", "")).unwrap();
     let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
-    assert_eq!((code, weight(&s), s["abort"].as_bool()), (200, 0.0, Some(true)));
+    assert_eq!(
+        (code, weight(&s), s["abort"].as_bool()),
+        (200, 0.0, Some(true))
+    );
     // ...but a new canary version is a new canary: fresh, at the configured weight.
     std::fs::write(&path, text("30", "v3", "")).unwrap();
     let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
-    assert_eq!((code, weight(&s), s["abort"].as_bool()), (200, 30.0, Some(false)), "{s}");
+    assert_eq!(
+        (code, weight(&s), s["abort"].as_bool()),
+        (200, 30.0, Some(false)),
+        "{s}"
+    );
     assert_eq!(s["canary"]["version"], "v3");
-    assert_eq!(&*app.shared.snapshot.load().backend(canary_proxy::Role::Canary).version, "v3");
+    assert_eq!(
+        &*app
+            .shared
+            .snapshot
+            .load()
+            .backend(canary_proxy::Role::Canary)
+            .version,
+        "v3"
+    );
     app.shutdown().await;
 }
 
@@ -391,12 +562,23 @@ async fn reload_refuses_new_steps_for_a_running_plan() {
             canary.url()
         )
     };
-    let app = start_from_file(&text("[{set_weight: 20}, {pause: {}}, {set_weight: 100}]"), &path).await;
-    std::fs::write(&path, text("[{set_weight: 30}, {pause: {}}, {set_weight: 100}]")).unwrap();
+    let app = start_from_file(
+        &text("[{set_weight: 20}, {pause: {}}, {set_weight: 100}]"),
+        &path,
+    )
+    .await;
+    std::fs::write(
+        &path,
+        text("[{set_weight: 30}, {pause: {}}, {set_weight: 100}]"),
+    )
+    .unwrap();
     let before = status(&app).await;
     let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
     assert_eq!(code, 400, "{e}");
-    assert!(e["error"].as_str().unwrap_or("").contains("rollout.steps"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("rollout.steps"),
+        "{e}"
+    );
     assert_eq!(essence(&status(&app).await), essence(&before));
     app.shutdown().await;
 }

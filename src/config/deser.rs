@@ -37,7 +37,16 @@ pub fn deserialize(text: &str, out: &mut Collector) -> Option<Config> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            out.error(String::new(), format!("YAML syntax error: {e}"));
+            let at = match e.location() {
+                Some(l) if e.to_string().starts_with("duplicate entry") => {
+                    format!(" (in the mapping that starts at line {})", l.line())
+                }
+                Some(l) if !e.to_string().contains(" line ") => {
+                    format!(" (at line {} column {})", l.line(), l.column())
+                }
+                _ => String::new(),
+            };
+            out.error(String::new(), format!("YAML syntax error: {e}{at}"));
             return None;
         }
     };
@@ -139,8 +148,9 @@ fn optional<T: DeserializeOwned + Default>(key: &str, v: Option<Value>, out: &mu
 fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector) -> Option<T> {
     // Stand-ins put where a value is required: (path, index into STAND_INS).
     let mut stand_ins: Vec<(Vec<Seg>, usize)> = Vec::new();
-    // Lists that lost an element: later errors in them would name shifted indices.
-    let mut shifted: Vec<Vec<Seg>> = Vec::new();
+    // Lists that lost elements, with the original indices removed, so later
+    // errors still name the index as written in the file.
+    let mut shifted: Vec<(Vec<Seg>, Vec<usize>)> = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(t) => return Some(t),
@@ -156,17 +166,7 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
                 segs.push(Seg::Key(f));
             }
         }
-        let path = Seg::render(key, &segs);
-        if shifted.iter().any(|l| segs.starts_with(l) && segs.len() > l.len()) {
-            // Its index may be off by the removed elements: name the list instead.
-            let list = shifted
-                .iter()
-                .find(|l| segs.starts_with(l))
-                .cloned()
-                .unwrap_or_default();
-            out.error(Seg::render(key, &list), format!("another bad entry: {}", friendly(&raw)));
-            return give_up(key, out);
-        }
+        let path = Seg::render(key, &as_written(&segs, &shifted));
 
         // An error inside a stand-in: try the next kind of stand-in, or, when a
         // stand-in mapping lacks a required field, nest another stand-in.
@@ -199,6 +199,10 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
             stand_ins.retain(|(p, _)| *p != base);
             match base.split_last() {
                 Some((Seg::Index(i), list)) => {
+                    let written = match as_written(&base, &shifted).last() {
+                        Some(Seg::Index(w)) => *w,
+                        _ => *i,
+                    };
                     let removed = get_mut(&mut value, list)
                         .and_then(Value::as_sequence_mut)
                         .filter(|items| *i < items.len())
@@ -206,8 +210,11 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
                     if removed.is_none() {
                         return give_up(key, out);
                     }
-                    out.taint(Seg::render(key, list));
-                    shifted.push(list.to_vec());
+                    out.taint(Seg::render(key, &as_written(list, &shifted)));
+                    match shifted.iter_mut().find(|(l, _)| l == list) {
+                        Some((_, gone)) => gone.push(written),
+                        None => shifted.push((list.to_vec(), vec![written])),
+                    }
                 }
                 _ => return give_up(key, out),
             }
@@ -238,6 +245,18 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
         }
     }
     give_up(key, out)
+}
+
+/// `segs` (indices into the trimmed value) with list indices as written in the file.
+fn as_written(segs: &[Seg], shifted: &[(Vec<Seg>, Vec<usize>)]) -> Vec<Seg> {
+    let mut out = segs.to_vec();
+    for (list, gone) in shifted {
+        if let (true, Some(Seg::Index(i))) = (segs.starts_with(list), segs.get(list.len())) {
+            let written = (0..).filter(|o| !gone.contains(o)).nth(*i).unwrap_or(*i);
+            out[list.len()] = Seg::Index(written);
+        }
+    }
+    out
 }
 
 fn give_up<T>(key: &str, out: &mut Collector) -> Option<T> {
@@ -289,7 +308,12 @@ fn get_mut<'a>(mut v: &'a mut Value, segs: &[Seg]) -> Option<&'a mut Value> {
 /// Sets (inserting a mapping key if needed) the value at `segs`.
 fn put(root: &mut Value, segs: &[Seg], new: Value) -> Option<()> {
     let (last, parent) = segs.split_last()?;
-    match (last, get_mut(root, parent)?) {
+    let parent = get_mut(root, parent)?;
+    if parent.is_null() {
+        // `canary:` with nothing under it reads as null; give it keys.
+        *parent = Value::Mapping(Mapping::new());
+    }
+    match (last, parent) {
         (Seg::Key(k), Value::Mapping(m)) => {
             m.insert(Value::String(k.clone()), new);
         }
@@ -314,8 +338,11 @@ fn friendly(raw: &str) -> String {
         let expected: Vec<&str> = raw
             .split_once("expected ")
             .map(|(_, list)| {
-                list.split(", ")
-                    .map(|s| s.trim_start_matches("one of ").trim_matches('`'))
+                list.trim_start_matches("one of ")
+                    .split(", ")
+                    .flat_map(|s| s.split(" or "))
+                    .map(|s| s.trim().trim_matches('`'))
+                    .filter(|s| !s.is_empty())
                     .collect()
             })
             .unwrap_or_default();
@@ -341,6 +368,19 @@ fn friendly(raw: &str) -> String {
             .unwrap_or("something else");
         return format!("expected {what}, found {found}");
     }
+    if raw.starts_with("invalid type: unit value") {
+        return match raw.split_once(", expected ") {
+            Some((_, what)) => format!("is empty, expected {what}"),
+            None => "is empty".into(),
+        };
+    }
+    if raw.ends_with("expected a string") && !raw.contains("type: map") && !raw.contains("sequence")
+    {
+        // `version: 2` or a token of digits: YAML read a number, and converting it
+        // back could change it (`1.10` → `1.1`), so ask for quotes.
+        return format!("{raw} (put it in quotes)");
+    }
+    let raw = &raw.replace("a Value::Tagged enum", "a single value");
     for (rust, words) in [
         ("expected f64", "expected a number"),
         ("expected usize", "expected a whole number >= 0"),
@@ -364,7 +404,10 @@ pub fn unknown_key(key: &str, known: &[&str]) -> String {
     match best {
         Some((_, k)) => format!("unknown key `{key}` (did you mean `{k}`?)"),
         None if known.is_empty() => format!("unknown key `{key}`"),
-        None => format!("unknown key `{key}` (expected one of: {})", known.join(", ")),
+        None => format!(
+            "unknown key `{key}` (expected one of: {})",
+            known.join(", ")
+        ),
     }
 }
 

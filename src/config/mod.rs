@@ -1,5 +1,12 @@
 //! Config loading: `${VAR}` expansion, YAML parsing (serde_yaml stays inside
 //! this module), and validation that reports every error with its field path.
+//!
+//! Pipeline of [`parse`]: `expand` (text → text; unset variables stop here, each
+//! named with its line) → `deser` (each top-level section on its own; a bad
+//! value is reported, cut out or replaced by a stand-in, and the section retried,
+//! so every type error and unknown key is found in one pass) → `validate` (the
+//! semantic rules, quiet about values that failed to deserialize). Errors are
+//! listed in file order.
 mod deser;
 mod duration;
 mod expand;

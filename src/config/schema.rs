@@ -49,7 +49,9 @@ pub struct TlsListener {
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
     pub listen: String,
-    /// Empty means no token (only allowed on a loopback listener).
+    /// Empty means no token (only allowed on a loopback listener). An empty YAML
+    /// value (`token: ${CANARY_ADMIN_TOKEN:-}`) is an empty token.
+    #[serde(deserialize_with = "super::duration::null_as_empty")]
     pub token: String,
 }
 

@@ -81,7 +81,11 @@ fn step(s: &Step) -> String {
     match s.kind() {
         StepKind::SetWeight { weight, analysis } => format!(
             "{weight}%{}",
-            if analysis.is_some() { " with overrides" } else { "" }
+            if analysis.is_some() {
+                " with overrides"
+            } else {
+                ""
+            }
         ),
         StepKind::Pause(Some(d)) => format!("pause {}", format_duration(d)),
         StepKind::Pause(None) => "pause until promote".into(),
@@ -107,8 +111,10 @@ fn guard(a: &Analysis) -> String {
     .flatten()
     .collect();
     format!(
-        "guard every {} at confidence {}: {}",
+        "guard every {} over {} (min {} requests, confidence {}): {}",
         a.interval,
+        a.window,
+        a.min_requests,
         a.confidence,
         if limits.is_empty() {
             "no limits".to_string()

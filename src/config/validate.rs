@@ -14,7 +14,19 @@ pub fn validate(c: &Config, out: &mut Collector) {
         readable(out, "tls.key", &t.key);
         addr
     });
+    if c.workers > 1024 {
+        out.check(
+            "workers",
+            format!("must be at most 1024 (0 = one per core), got {}", c.workers),
+        );
+    }
     let admin = socket(out, "admin.listen", &c.admin.listen);
+    if c.admin.token.trim() != c.admin.token {
+        out.check(
+            "admin.token",
+            "has leading or trailing whitespace (a stray newline from an env file?)",
+        );
+    }
     if let Some(a) = admin {
         if !a.ip().is_loopback() && c.admin.token.is_empty() {
             out.check(
@@ -25,7 +37,11 @@ pub fn validate(c: &Config, out: &mut Collector) {
     }
     distinct_listeners(
         out,
-        &[("listen", listen), ("tls.listen", tls), ("admin.listen", admin)],
+        &[
+            ("listen", listen),
+            ("tls.listen", tls),
+            ("admin.listen", admin),
+        ],
     );
 
     upstream(out, "upstreams.stable", &c.upstreams.stable);
@@ -39,12 +55,17 @@ pub fn validate(c: &Config, out: &mut Collector) {
             );
         }
     }
-    if c.state_file.is_some() && cv.is_none() {
-        out.check_all(
+    match &c.state_file {
+        Some(f) if f.as_os_str().is_empty() => out.check(
+            "state_file",
+            "must not be empty (remove the key to keep no state)",
+        ),
+        Some(_) if cv.is_none() => out.check_all(
             &["state_file"],
             "upstreams.canary.version",
             "required when state_file is set (the saved state belongs to one canary version)",
-        );
+        ),
+        _ => {}
     }
 
     routing(out, &c.routing);
@@ -53,8 +74,16 @@ pub fn validate(c: &Config, out: &mut Collector) {
         rollout(out, r, &c.analysis);
     }
     timeouts(out, &c.timeouts);
-    if c.limits.max_header_bytes == 0 {
-        out.check("limits.max_header_bytes", "must be greater than 0");
+    // (hyper's HTTP/1 read buffer has an 8 KiB floor: the proxy enforces smaller
+    // limits itself rather than through that buffer.)
+    if !(1..=16 << 20).contains(&c.limits.max_header_bytes) {
+        out.check(
+            "limits.max_header_bytes",
+            format!(
+                "must be between 1 and 16777216, got {}",
+                c.limits.max_header_bytes
+            ),
+        );
     }
     if c.limits.max_connections == 0 {
         out.check("limits.max_connections", "must be greater than 0");
@@ -174,7 +203,10 @@ fn upstream(out: &mut Collector, p: &str, u: &Upstream) {
         }
     }
     if u.endpoints.is_empty() {
-        out.check(format!("{p}.endpoints"), "at least one endpoint is required");
+        out.check(
+            format!("{p}.endpoints"),
+            "at least one endpoint is required",
+        );
     }
     for (i, e) in u.endpoints.iter().enumerate() {
         let ep = format!("{p}.endpoints[{i}]");
@@ -277,11 +309,13 @@ fn routing(out: &mut Collector, r: &Routing) {
             if v.is_empty() || v == "always" || v == "never" {
                 out.check(
                     "routing.override.header_value",
-                    format!("must be a non-empty value other than \"always\" and \"never\", got {v:?}"),
+                    format!(
+                        "must be a non-empty value other than \"always\" and \"never\", got {v:?}"
+                    ),
                 );
             }
         }
-        if o.header.is_none() && o.cookie.is_none() {
+        if o.header.is_none() && o.cookie.is_none() && o.header_value.is_none() {
             out.check(
                 "routing.override",
                 "set `header` and/or `cookie` (or remove `override`)",
@@ -310,9 +344,17 @@ fn analysis(out: &mut Collector, a: &Analysis, at: &dyn Fn(&str) -> Option<Strin
     if a.window < a.interval {
         let (w, i) = (a.window, a.interval);
         if at("window").is_some() {
-            check("window", true, format!("must be at least interval ({i}), got {w}"));
+            check(
+                "window",
+                true,
+                format!("must be at least interval ({i}), got {w}"),
+            );
         } else {
-            check("interval", true, format!("must not exceed window ({w}), got {i}"));
+            check(
+                "interval",
+                true,
+                format!("must not exceed window ({w}), got {i}"),
+            );
         }
     }
     check(
@@ -478,7 +520,12 @@ fn rollout(out: &mut Collector, r: &Rollout, global: &Analysis) {
 /// A step's analysis keys, checked as merged over the global block and blamed
 /// on the keys the step writes.
 fn step_analysis(out: &mut Collector, ap: &str, patch: &AnalysisPatch, global: &Analysis) {
-    let merged = global.merged(patch);
+    let mut merged = global.merged(patch);
+    if !(out.clean("analysis.window") && out.clean("analysis.interval")) {
+        // The global value was unreadable (already reported): don't compare a
+        // step's value against its stand-in.
+        merged.window = merged.window.max(merged.interval);
+    }
     analysis(out, &merged, &|f| {
         patch_has(patch, f).then(|| format!("{ap}.{f}"))
     });

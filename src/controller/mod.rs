@@ -273,7 +273,10 @@ impl Ctl {
                 self.commit("started", msg, self.weight_bp);
             }
             (Some(p), false) => {
-                let msg = format!("rollout of {version} started: plan of {} steps", p.steps.len());
+                let msg = format!(
+                    "rollout of {version} started: plan of {} steps",
+                    p.steps.len()
+                );
                 self.phase = Phase::Progressing;
                 self.commit("started", msg, self.weight_bp);
                 self.run_plan();
@@ -345,7 +348,12 @@ impl Ctl {
         self.write_state();
         if !kind.is_empty() {
             let ev = self.events.push(kind, message.clone(), self.weight());
-            tracing::info!(event = kind, weight = self.weight(), phase = self.phase.as_str(), "{message}");
+            tracing::info!(
+                event = kind,
+                weight = self.weight(),
+                phase = self.phase.as_str(),
+                "{message}"
+            );
             let v = self.parts_objects();
             let payload = json!({
                 "event": kind,
@@ -427,6 +435,7 @@ impl Ctl {
             steps: self.plan.as_ref().map_or(0, |p| p.steps.len()),
             plan: self.plan.as_ref().map_or(json!([]), |p| p.steps_json()),
             paused: self.plan.as_ref().is_some_and(|p| p.hold),
+            gate: self.gate_json(),
             verdict: self.verdict.as_ref(),
             stable,
             canary,
@@ -434,19 +443,36 @@ impl Ctl {
             canary_window,
         };
         let prev = self.view.load();
-        let events = if prev.events.len() == self.events.len()
-            && prev.events.last() == self.events.last()
-        {
-            prev.events.clone()
-        } else {
-            Arc::new(self.events.list())
-        };
+        let events =
+            if prev.events.len() == self.events.len() && prev.events.last() == self.events.last() {
+                prev.events.clone()
+            } else {
+                Arc::new(self.events.list())
+            };
         self.view.store(Arc::new(StatusView {
             status: status::status_json(&parts),
             analysis: status::analysis_json(&parts),
             events,
             versions,
         }));
+    }
+
+    fn gate_json(&self) -> Value {
+        let Some(p) = self.plan.as_ref() else {
+            return Value::Null;
+        };
+        let Some(g) = p.gate.as_ref() else {
+            return Value::Null;
+        };
+        let since = self.cumulative[1].delta(&g.canary_base);
+        json!({
+            "elapsed_ms": p.step_started.elapsed().as_millis() as u64,
+            "duration_ms": g.duration.as_millis() as u64,
+            "timeout_ms": g.timeout.as_millis() as u64,
+            "requests": since.requests,
+            "min_requests": g.analysis.min_requests,
+            "result": g.last,
+        })
     }
 
     fn reply(&self) -> Result<Value, ApiError> {
@@ -479,7 +505,11 @@ impl Ctl {
         if down != self.canary_down {
             self.canary_down = down;
             if down {
-                self.commit("unhealthy", "every canary endpoint failed its health check".into(), self.weight_bp);
+                self.commit(
+                    "unhealthy",
+                    "every canary endpoint failed its health check".into(),
+                    self.weight_bp,
+                );
             }
         }
         if down && self.weight_bp > 0 && !self.abort {
@@ -491,10 +521,15 @@ impl Ctl {
         }
 
         if self.guard_active() {
-            let v = self.guard.check(&canary_tick, &canary_window, &stable_window);
+            let v = self
+                .guard
+                .check(&canary_tick, &canary_window, &stable_window);
             let abort = self.guard.should_abort();
             let msg = abort.then(|| {
-                v.abort_message(self.analysis.failure_limit, self.guard.consecutive_failures())
+                v.abort_message(
+                    self.analysis.failure_limit,
+                    self.guard.consecutive_failures(),
+                )
             });
             let metric = failed_metric(&v);
             self.verdict = Some(v);
@@ -519,7 +554,11 @@ impl Ctl {
             p.resume_advances = false;
         }
         self.shared.gauges.aborts.fetch_add(1, Relaxed);
-        tracing::warn!(metric, previous_weight = config::bp_to_weight(prev), "canary aborted: {message}");
+        tracing::warn!(
+            metric,
+            previous_weight = config::bp_to_weight(prev),
+            "canary aborted: {message}"
+        );
         self.commit("aborted", message, prev);
     }
 
@@ -547,7 +586,8 @@ impl Ctl {
                 let v = g.guard.check(canary_tick, &since, stable_window);
                 g.last = v.result;
                 if g.guard.should_abort() {
-                    let msg = v.abort_message(g.analysis.failure_limit, g.guard.consecutive_failures());
+                    let msg =
+                        v.abort_message(g.analysis.failure_limit, g.guard.consecutive_failures());
                     let metric = failed_metric(&v);
                     self.abort_now(metric, msg);
                     return;
@@ -631,7 +671,11 @@ impl Ctl {
         };
         self.phase = if p.hold { Phase::Paused } else { phase };
         if announce {
-            let kind = if self.phase == Phase::Paused { "paused" } else { "step" };
+            let kind = if self.phase == Phase::Paused {
+                "paused"
+            } else {
+                "step"
+            };
             self.commit(kind, desc, self.weight_bp);
         }
     }
@@ -794,7 +838,11 @@ impl Ctl {
             p.gate = None;
             self.apply_override();
             self.phase = Phase::Progressing;
-            self.commit("retried", "retry: the plan starts again from step 1".into(), 0);
+            self.commit(
+                "retried",
+                "retry: the plan starts again from step 1".into(),
+                0,
+            );
             self.run_plan();
         } else {
             self.apply_override();
@@ -807,7 +855,10 @@ impl Ctl {
 
     fn reload(&mut self) -> Result<Value, ApiError> {
         let Some(path) = self.config_path.clone() else {
-            return Err(ApiError::new(400, "started without a config file: nothing to reload"));
+            return Err(ApiError::new(
+                400,
+                "started without a config file: nothing to reload",
+            ));
         };
         let new = config::load(&path).map_err(|e| {
             let msg = format!("config rejected: {}", e.messages().join("; "));
@@ -875,7 +926,11 @@ impl Ctl {
             self.verdict = None;
             self.abort = false;
             self.message.clear();
-            self.plan = self.config.rollout.as_ref().map(|r| Plan::new(r.steps.clone()));
+            self.plan = self
+                .config
+                .rollout
+                .as_ref()
+                .map(|r| Plan::new(r.steps.clone()));
             self.apply_override();
             self.guard = Guard::new(&self.analysis);
             note = format!("; new canary version {}", canary_version(&self.config));

@@ -76,10 +76,13 @@ impl Plan {
     /// `set_weight` step with an `analysis` block up to here.
     pub fn override_patch(&self) -> Option<&AnalysisPatch> {
         let upto = (self.index + 1).min(self.steps.len());
-        self.steps[..upto].iter().rev().find_map(|s| match s.kind() {
-            StepKind::SetWeight { analysis, .. } => analysis,
-            _ => None,
-        })
+        self.steps[..upto]
+            .iter()
+            .rev()
+            .find_map(|s| match s.kind() {
+                StepKind::SetWeight { analysis, .. } => analysis,
+                _ => None,
+            })
     }
 
     /// The weight the plan has set by the current position (last `set_weight`
@@ -152,5 +155,46 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         v => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let yaml = "listen: 127.0.0.1:0\nupstreams:\n  stable: { endpoints: [\"http://127.0.0.1:1\"] }\n  canary: { endpoints: [\"http://127.0.0.1:2\"] }\nrollout:\n  steps:\n    - set_weight: 5\n      analysis: { error_rate: { max: 1.0 } }\n    - pause: 30s\n    - set_weight: 25\n    - analysis: { duration: 1m, min_requests: 500 }\n    - set_weight: 50\n      analysis: { latency: { max_p99: 200ms } }\n    - pause: {}\n";
+        let c = crate::config::parse(yaml, &|_| None).expect("valid");
+        Plan::new(c.rollout.expect("plan").steps)
+    }
+
+    #[test]
+    fn override_follows_the_position() {
+        let mut p = plan();
+        let max = |p: &Plan| {
+            p.override_patch()
+                .and_then(|a| a.error_rate.clone())
+                .and_then(|e| e.max)
+        };
+        assert_eq!(max(&p), Some(Some(1.0)));
+        p.index = 3; // the gate: still step 0's override
+        assert_eq!(max(&p), Some(Some(1.0)));
+        p.index = 5; // after step 4's override
+        assert!(p.override_patch().and_then(|a| a.latency.clone()).is_some());
+        assert_eq!(max(&p), None);
+        assert_eq!(p.weight_upto(), Some(50.0));
+    }
+
+    #[test]
+    fn describes_steps() {
+        let p = plan();
+        assert_eq!(p.describe(1), "step 2/6: pause 30s");
+        assert_eq!(p.describe(3), "step 4/6: analysis gate for 1m");
+        assert_eq!(p.describe(5), "step 6/6: pause until promote");
+        assert!(p.describe(0).contains("analysis override"));
+        let j = p.steps_json();
+        assert_eq!(j[3]["analysis"]["min_requests"], 500);
+        assert!(j[3]["analysis"].get("window").is_none());
+        assert_eq!(j[5]["pause"], serde_json::json!({}));
     }
 }

@@ -3,9 +3,9 @@
 use super::events::Event;
 use super::Phase;
 use crate::judge::{argo_weight, Verdict};
-use crate::telemetry::Reading;
 use crate::telemetry::figures::{version_figures, VersionFigures};
 use crate::telemetry::window::Windows;
+use crate::telemetry::Reading;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -46,6 +46,8 @@ pub struct Parts<'a> {
     pub steps: usize,
     pub plan: Value,
     pub paused: bool,
+    /// The analysis gate in progress (`null` when none).
+    pub gate: Value,
     pub verdict: Option<&'a Verdict>,
     pub stable: VersionObject,
     pub canary: VersionObject,
@@ -63,6 +65,7 @@ pub fn status_json(p: &Parts) -> Value {
         "steps": p.steps,
         "plan": p.plan,
         "paused": p.paused,
+        "gate": p.gate,
         "verdict": p.verdict,
         "stable": p.stable,
         "canary": p.canary,

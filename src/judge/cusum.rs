@@ -99,7 +99,7 @@ pub fn ladder(base: f64, step: f64, max: usize, out: &mut Vec<f64>) {
     let mut m = 1.0;
     while out.len() < max {
         let p = base + step * m;
-        if !(p < 1.0) {
+        if p.is_nan() || p >= 1.0 {
             break;
         }
         out.push(p);

@@ -42,7 +42,12 @@ impl Guard {
             self.consecutive = 0;
             return Verdict::inconclusive();
         };
+        let latency = self.limits.iter().any(Limit::reads_latency);
+        let count = |r: &Reading| if latency { r.latency.count() } else { 0 };
         let inputs = Inputs {
+            tick_lat_n: count(canary_tick),
+            canary_lat_n: count(canary_window),
+            stable_lat_n: count(stable_window),
             tick: canary_tick,
             canary: canary_window,
             stable: stable_window,
@@ -114,7 +119,7 @@ impl Guard {
 fn threshold(a: &Analysis, limits: &[Limit]) -> Option<f64> {
     let c = a.confidence;
     let interval = a.interval.get().as_secs_f64();
-    if !(c > 0.0 && c < 1.0) || !(interval > 0.0) {
+    if !(c > 0.0 && c < 1.0 && interval > 0.0) {
         return None;
     }
     let checks_per_hour = (3600.0 / interval).ceil().max(1.0);

@@ -46,6 +46,10 @@ pub struct Inputs<'a> {
     pub min_requests: u64,
     /// CUSUM threshold `A`.
     pub threshold: f64,
+    /// Sample counts of the three latency histograms (summed once per check).
+    pub tick_lat_n: u64,
+    pub canary_lat_n: u64,
+    pub stable_lat_n: u64,
 }
 
 /// One configured limit and its sequential statistic.
@@ -99,6 +103,10 @@ impl Limit {
         self.cusum.reset();
     }
 
+    pub fn reads_latency(&self) -> bool {
+        matches!(self.metric, Metric::LatencyP99 | Metric::LatencyP99Ratio)
+    }
+
     fn usable(&self) -> bool {
         self.limit.is_finite() && self.limit > 0.0
     }
@@ -132,14 +140,14 @@ impl Limit {
                 ladder(0.0, SLOW_LIMIT, rungs, &mut self.alts);
                 let thr = self.limit * 1e6;
                 let h = &x.tick.latency;
-                Some((h.count(), count_certainly_above(h, thr), SLOW_NULL))
+                Some((x.tick_lat_n, count_certainly_above(h, thr), SLOW_NULL))
             }
             Metric::LatencyP99Ratio => {
                 ladder(0.0, SLOW_LIMIT, rungs, &mut self.alts);
-                stable_p99_upper_ns(&x.stable.latency, x.min_requests).map(|p99| {
+                stable_p99_upper_ns(&x.stable.latency, x.stable_lat_n, x.min_requests).map(|p99| {
                     let h = &x.tick.latency;
                     let thr = self.limit * p99;
-                    (h.count(), count_certainly_above(h, thr), SLOW_NULL)
+                    (x.tick_lat_n, count_certainly_above(h, thr), SLOW_NULL)
                 })
             }
         };
@@ -211,28 +219,31 @@ impl Limit {
             }
             Metric::LatencyP99 => {
                 let h = &c.latency;
-                v.evidence = h.count();
-                v.value = h.quantile(0.99).map(|d| d.as_secs_f64() * 1e3);
+                let n = x.canary_lat_n;
+                v.evidence = n;
+                v.value = quantile_ns(h, n, 0.99).map(|ns| ns as f64 / 1e6);
                 let slow = count_possibly_above(h, self.limit * 1e6);
-                if let Some((_, hi)) = wilson(slow, h.count(), x.z) {
-                    if h.count() >= x.min_requests && hi < SLOW_LIMIT {
+                if let Some((_, hi)) = wilson(slow, n, x.z) {
+                    if n >= x.min_requests && hi < SLOW_LIMIT {
                         v.result = CheckResult::Passed;
                     }
                 }
             }
             Metric::LatencyP99Ratio => {
                 let h = &c.latency;
-                v.evidence = h.count();
-                let sp99 = x.stable.latency.quantile(0.99);
-                v.baseline = sp99.map(|d| d.as_secs_f64() * 1e3);
-                if let (Some(cp), Some(sp)) = (h.quantile(0.99), sp99) {
-                    v.value = Some(cp.as_secs_f64() / sp.as_secs_f64());
+                let n = x.canary_lat_n;
+                v.evidence = n;
+                let sp99 = quantile_ns(&x.stable.latency, x.stable_lat_n, 0.99);
+                v.baseline = sp99.map(|ns| ns as f64 / 1e6);
+                if let (Some(cp), Some(sp)) = (quantile_ns(h, n, 0.99), sp99) {
+                    v.value = Some(cp as f64 / sp as f64);
                 }
-                let lower = stable_p99_lower_ns(&x.stable.latency, x.z, x.min_requests);
+                let lower =
+                    stable_p99_lower_ns(&x.stable.latency, x.stable_lat_n, x.z, x.min_requests);
                 if let Some(lo) = lower {
                     let slow = count_possibly_above(h, self.limit * lo);
-                    if let Some((_, hi)) = wilson(slow, h.count(), x.z) {
-                        if h.count() >= x.min_requests && hi < SLOW_LIMIT {
+                    if let Some((_, hi)) = wilson(slow, n, x.z) {
+                        if n >= x.min_requests && hi < SLOW_LIMIT {
                             v.result = CheckResult::Passed;
                         }
                     }
@@ -259,8 +270,7 @@ fn stable_error_upper(x: &Inputs) -> Option<f64> {
 
 /// An upper bound of stable's p99 (ns): the bucket holding the order statistic
 /// at rank `n·(0.99 + z·σ)`; `None` while stable is too thin to bound it.
-fn stable_p99_upper_ns(h: &HistogramCounts, min_requests: u64) -> Option<f64> {
-    let n = h.count();
+fn stable_p99_upper_ns(h: &HistogramCounts, n: u64, min_requests: u64) -> Option<f64> {
     if n < min_requests.max(1) {
         return None;
     }
@@ -268,13 +278,12 @@ fn stable_p99_upper_ns(h: &HistogramCounts, min_requests: u64) -> Option<f64> {
     if q > 1.0 {
         return None;
     }
-    h.quantile(q).map(|d| d.as_nanos() as f64)
+    quantile_ns(h, n, q).map(|ns| ns as f64)
 }
 
 /// A lower bound of stable's p99 (ns), for Passed: the lower edge of the
 /// bucket holding rank `n·(0.99 − z·σ)`.
-fn stable_p99_lower_ns(h: &HistogramCounts, z: f64, min_requests: u64) -> Option<f64> {
-    let n = h.count();
+fn stable_p99_lower_ns(h: &HistogramCounts, n: u64, z: f64, min_requests: u64) -> Option<f64> {
     if n < min_requests.max(1) {
         return None;
     }
@@ -282,9 +291,31 @@ fn stable_p99_lower_ns(h: &HistogramCounts, z: f64, min_requests: u64) -> Option
     if q <= 0.0 {
         return None;
     }
-    let upper = h.quantile(q)?.as_nanos() as u64;
-    let i = bucket_index(upper);
+    let i = quantile_bucket(h, n, q)?;
     Some(if i == 0 { 0.0 } else { BOUNDS_NS[i - 1] as f64 })
+}
+
+/// The bucket holding quantile `q` of the `n` samples in `h` (rank `⌈q·n⌉`).
+fn quantile_bucket(h: &HistogramCounts, n: u64, q: f64) -> Option<usize> {
+    if n == 0 || !(q > 0.0 && q <= 1.0) {
+        return None;
+    }
+    let rank = ((q * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, &c) in h.buckets.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Quantile `q` as its bucket's upper bound in ns (the last finite bound for `+Inf`),
+/// as `HistogramCounts::quantile` but with the count already known.
+fn quantile_ns(h: &HistogramCounts, n: u64, q: f64) -> Option<u64> {
+    let i = quantile_bucket(h, n, q)?;
+    Some(BOUNDS_NS[i.min(BOUNDS_NS.len() - 1)])
 }
 
 /// Samples certainly slower than `thr_ns`: whole buckets above it.

@@ -141,7 +141,11 @@ impl BucketSampler {
         for _ in 0..n {
             let r: u64 = rng.random();
             let slot = &self.slots[(((r >> 32) * m) >> 32) as usize];
-            let b = if (r & 0xFFFF_FFFF) < slot.0 { slot.1 } else { slot.2 } as usize;
+            let b = if (r & 0xFFFF_FFFF) < slot.0 {
+                slot.1
+            } else {
+                slot.2
+            } as usize;
             h.buckets[b] += 1;
             h.sum_ns += self.mid_ns[b];
         }
@@ -228,13 +232,27 @@ mod tests {
     #[test]
     fn binomial_has_the_right_mean_and_spread() {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
-        for (n, p) in [(5u64, 0.3), (200, 0.01), (200, 0.5), (1000, 0.97), (40, 0.2)] {
-            let draws: Vec<f64> = (0..20_000).map(|_| binomial(n, p, &mut rng) as f64).collect();
+        for (n, p) in [
+            (5u64, 0.3),
+            (200, 0.01),
+            (200, 0.5),
+            (1000, 0.97),
+            (40, 0.2),
+        ] {
+            let draws: Vec<f64> = (0..20_000)
+                .map(|_| binomial(n, p, &mut rng) as f64)
+                .collect();
             let mean = draws.iter().sum::<f64>() / draws.len() as f64;
             let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
             let (m, v) = (n as f64 * p, n as f64 * p * (1.0 - p));
-            assert!((mean - m).abs() < 0.05 * m.max(1.0), "n {n} p {p}: mean {mean}");
-            assert!((var / v - 1.0).abs() < 0.1, "n {n} p {p}: var {var} want {v}");
+            assert!(
+                (mean - m).abs() < 0.05 * m.max(1.0),
+                "n {n} p {p}: mean {mean}"
+            );
+            assert!(
+                (var / v - 1.0).abs() < 0.1,
+                "n {n} p {p}: var {var} want {v}"
+            );
             assert!(draws.iter().all(|&x| x <= n as f64));
         }
     }
