@@ -1,20 +1,34 @@
 //! Wiring: builds the shared state, starts the controller, the proxy listeners,
 //! the health checks and the admin listener, and stops them in order.
 use crate::config::{self, Config};
-use crate::controller::{self, ControllerHandle};
+use crate::controller::{self, Command, ControllerHandle};
+use crate::proxy::server::{self, ListenerSettings};
+use crate::proxy::tls::{self, CertStore, TlsError};
+use crate::proxy::{health, Proxy};
 use crate::snapshot::Snapshot;
 use crate::telemetry::{ControllerGauges, Registry};
+use crate::Role;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 
 /// State shared by every part: one snapshot (the only thing the request path
-/// reads), the metric registry.
+/// reads), the metric registry, the current config.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub registry: Registry,
     pub gauges: ControllerGauges,
+    /// The config in force. Upstream clients (connect timeout, CA) and health
+    /// checks follow it; a reload replaces it through `apply_reload`.
+    pub config: ArcSwap<Config>,
+    /// The HTTPS listener's certificate, when `tls` is configured.
+    pub cert_store: OnceLock<Arc<CertStore>>,
 }
 
 impl Shared {
@@ -31,7 +45,21 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
             gauges: ControllerGauges::default(),
+            config: ArcSwap::from_pointee(config.clone()),
+            cert_store: OnceLock::new(),
         })
+    }
+
+    /// The data plane's part of a reload (call it before publishing the new
+    /// snapshot): swaps the TLS certificate (an unreadable or mismatched pair
+    /// rejects the reload and changes nothing) and makes `config` current for
+    /// upstream clients and health checks.
+    pub fn apply_reload(&self, config: &Config) -> Result<(), TlsError> {
+        if let (Some(store), Some(t)) = (self.cert_store.get(), &config.tls) {
+            store.reload(t)?;
+        }
+        self.config.store(Arc::new(config.clone()));
+        Ok(())
     }
 }
 
@@ -43,36 +71,195 @@ pub struct App {
     pub admin_addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub controller: ControllerHandle,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+}
+
+async fn bind(what: &str, addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}")))
 }
 
 impl App {
+    /// Starts everything. A TLS certificate problem comes back as an
+    /// `InvalidInput` error wrapping `TlsError` (so `run` exits 2 naming
+    /// `tls.cert`/`tls.key`); a bind failure as the socket error.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> std::io::Result<App> {
         let shared = Shared::new(&config);
-        let (_shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let controller = controller::spawn(config, config_path, shared.clone(), shutdown_rx);
-        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
+        let tls = match &config.tls {
+            Some(t) => {
+                let store = CertStore::new(t).map_err(invalid)?;
+                let _ = shared.cert_store.set(store.clone());
+                Some((t.listen.clone(), tls::acceptor(store).map_err(invalid)?))
+            }
+            None => None,
+        };
+        let proxy = Proxy::new(shared.clone()).map_err(invalid)?;
+        let plain = bind("listen", &config.listen).await?;
+        let tls = match tls {
+            Some((addr, acceptor)) => Some((bind("tls.listen", &addr).await?, acceptor)),
+            None => None,
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let settings = ListenerSettings {
+            max_header_bytes: config.limits.max_header_bytes,
+            connections: Arc::new(Semaphore::new(
+                config
+                    .limits
+                    .max_connections
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
+        };
+        let drain = config.timeouts.drain.get();
+        let proxy_addr = plain.local_addr()?;
+        let tls_addr = match &tls {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
+        let mut listeners = vec![server::spawn(
+            plain,
+            None,
+            proxy.clone(),
+            settings.clone(),
+            drain,
+            shutdown_rx.clone(),
+        )];
+        if let Some((l, acceptor)) = tls {
+            listeners.push(server::spawn(
+                l,
+                Some(acceptor),
+                proxy.clone(),
+                settings,
+                drain,
+                shutdown_rx.clone(),
+            ));
+        }
+        let tasks = Role::ALL
+            .iter()
+            .map(|&role| health::spawn(proxy.clone(), role, shutdown_rx.clone()))
+            .collect();
+        let controller = controller::spawn(
+            config.clone(),
+            config_path,
+            shared.clone(),
+            shutdown_rx.clone(),
+        );
+        let admin_addr =
+            match crate::admin::start(&config, shared.clone(), controller.clone(), shutdown_rx)
+                .await
+            {
+                Ok((addr, task)) => {
+                    listeners.push(task);
+                    addr
+                }
+                Err(e) => {
+                    let _ = shutdown.send(true);
+                    return Err(e);
+                }
+            };
+        tracing::info!(%proxy_addr, tls = ?tls_addr, %admin_addr, "proxy listening");
         Ok(App {
-            proxy_addr: unbound,
-            tls_addr: None,
-            admin_addr: unbound,
+            proxy_addr,
+            tls_addr,
+            admin_addr,
             shared,
             controller,
+            shutdown,
+            listeners,
+            tasks,
         })
     }
 
     /// Stops accepting, drains in-flight requests (bounded by `timeouts.drain`), stops every task.
-    pub async fn shutdown(self) {}
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
 }
 
-/// `canary-proxy run`: serve until SIGTERM/SIGINT. (Filled in by the data-plane work.)
-pub fn run(config_path: &std::path::Path) -> std::process::ExitCode {
-    match config::load(config_path) {
-        Ok(_) => std::process::ExitCode::from(1),
+/// `canary-proxy run`: serve until SIGTERM/SIGINT (exit 0 after draining);
+/// SIGHUP reloads. Exit 2 for a bad config or certificate, 1 for a runtime failure.
+pub fn run(config_path: &std::path::Path) -> ExitCode {
+    let config = match config::load(config_path) {
+        Ok(c) => c,
         Err(e) => {
             for line in e.messages() {
                 eprintln!("{line}");
             }
-            std::process::ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if config.workers > 0 {
+        rt.worker_threads(config.workers);
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(serve(config, config_path.to_path_buf()))
+}
+
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
+    let app = match App::start(config, Some(path)).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{e}");
+            let bad_input = e.get_ref().is_some_and(|inner| {
+                inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>()
+            });
+            return ExitCode::from(if bad_input { 2 } else { 1 });
+        }
+    };
+    match wait_for_stop(&app.controller).await {
+        Ok(()) => {
+            tracing::info!("shutting down: draining in-flight requests");
+            app.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            app.shutdown().await;
+            ExitCode::from(1)
         }
     }
+}
+
+#[cfg(unix)]
+async fn wait_for_stop(controller: &ControllerHandle) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match controller.call(Command::Reload).await {
+                Ok(v) => tracing::info!(result = %v, "config reloaded (SIGHUP)"),
+                Err(e) => tracing::error!(error = %e, "config reload rejected (SIGHUP)"),
+            },
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop(_controller: &ControllerHandle) -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
 }

@@ -41,7 +41,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("invalid duration {s:?}: out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -49,13 +49,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if d.as_nanos() % 1_000_000 != 0 {
+    if !d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}us", d.as_micros())
-    } else if ms % 3_600_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -70,10 +70,39 @@ impl fmt::Display for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        d.deserialize_any(DurVisitor)
+    }
+}
+
+/// Accepts strings; a bare YAML number gets a message that names the missing unit
+/// instead of serde's "expected a string".
+struct DurVisitor;
+
+impl serde::de::Visitor<'_> for DurVisitor {
+    type Value = Dur;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration like 250ms, 2s, 5m or 1h")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+        parse_duration(s).map(Dur).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "invalid duration {n}: missing unit (write e.g. {n}s or {n}ms)"
+        )))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+        Err(E::custom(format!("invalid duration {n}: missing unit")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "invalid duration {n}: missing unit (write e.g. {n}s)"
+        )))
     }
 }
 
@@ -91,6 +120,34 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A string where an empty YAML value (`token:` or `token: ${UNSET:-}`) means "".
+pub fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// `error_statuses` entries: `"5xx"`, `"429"` or a bare `429`.
+pub fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StatusPattern {
+        Code(u64),
+        Text(String),
+    }
+    let items = Vec::<StatusPattern>::deserialize(d)?;
+    Ok(items
+        .into_iter()
+        .map(|i| match i {
+            StatusPattern::Code(n) => n.to_string(),
+            StatusPattern::Text(s) => s,
+        })
+        .collect())
+}
+
+/// [`status_list`] for an optional patch field.
+pub fn status_list_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    status_list(d).map(Some)
 }
 
 #[cfg(test)]

@@ -1,12 +1,42 @@
 //! Config loading: `${VAR}` expansion, YAML parsing (serde_yaml stays inside
 //! this module), and validation that reports every error with its field path.
+//!
+//! Pipeline of [`parse`]: `expand` (text → text; unset variables stop here, each
+//! named with its line) → `deser` (each top-level section on its own; a bad
+//! value is reported, cut out or replaced by a stand-in, and the section retried,
+//! so every type error and unknown key is found in one pass) → `validate` (the
+//! semantic rules, quiet about values that failed to deserialize). Errors are
+//! listed in file order.
+mod deser;
 mod duration;
 mod expand;
+mod merge;
+mod path;
+mod plan;
 mod schema;
+mod summary;
 mod validate;
 
 pub use duration::{format_duration, parse_duration, Dur};
+pub use plan::StepKind;
 pub use schema::*;
+pub use summary::summary;
+
+/// Every event kind the controller emits; webhook `events` filters name these.
+pub const EVENT_KINDS: &[&str] = &[
+    "started",
+    "step",
+    "paused",
+    "resumed",
+    "promoted",
+    "aborted",
+    "retried",
+    "inconclusive",
+    "weight",
+    "reloaded",
+    "completed",
+    "unhealthy",
+];
 
 use std::path::Path;
 
@@ -60,11 +90,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses config text with `env` as the variable source (tests pass their own).
+/// On failure, every problem found is returned, in file order.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let expanded = expand::expand_env(text, env).map_err(ConfigError::Invalid)?;
-    let config = validate::deserialize(&expanded)?;
-    validate::validate(&config).map_err(ConfigError::Invalid)?;
-    Ok(config)
+    let mut out = path::Collector::default();
+    let config = deser::deserialize(&expanded, &mut out);
+    if let Some(c) = &config {
+        validate::validate(c, &mut out);
+    }
+    let errors = out.into_sorted_errors();
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(ConfigError::Invalid(errors)),
+    }
 }
 
 /// Canary weight percent (0..=100, 2 decimals) → basis points (0..=10000).
@@ -74,21 +112,4 @@ pub fn weight_to_bp(percent: f64) -> u32 {
 
 pub fn bp_to_weight(bp: u32) -> f64 {
     bp as f64 / 100.0
-}
-
-/// One-line description for `check`.
-pub fn summary(c: &Config) -> String {
-    let ver = |u: &Upstream, d: &str| u.version.clone().unwrap_or_else(|| d.to_string());
-    format!(
-        "listen {}, stable {} ({} endpoints), canary {} ({} endpoints), {}",
-        c.listen,
-        ver(&c.upstreams.stable, "stable"),
-        c.upstreams.stable.endpoints.len(),
-        ver(&c.upstreams.canary, "canary"),
-        c.upstreams.canary.endpoints.len(),
-        match &c.rollout {
-            Some(r) => format!("rollout plan of {} steps", r.steps.len()),
-            None => format!("manual weight {}%", c.routing.canary_weight),
-        }
-    )
 }

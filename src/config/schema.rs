@@ -49,7 +49,9 @@ pub struct TlsListener {
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
     pub listen: String,
-    /// Empty means no token (only allowed on a loopback listener).
+    /// Empty means no token (only allowed on a loopback listener). An empty YAML
+    /// value (`token: ${CANARY_ADMIN_TOKEN:-}`) is an empty token.
+    #[serde(deserialize_with = "super::duration::null_as_empty")]
     pub token: String,
 }
 
@@ -141,7 +143,8 @@ pub struct Analysis {
     pub min_requests: u64,
     pub confidence: f64,
     pub failure_limit: u32,
-    /// `"5xx"`, `"4xx"`, or an exact code like `"429"`.
+    /// `"5xx"`, `"4xx"`, or an exact code like `"429"` (a bare `429` is accepted too).
+    #[serde(deserialize_with = "super::duration::status_list")]
     pub error_statuses: Vec<String>,
     pub error_rate: ErrorRateLimits,
     pub latency: LatencyLimits,
@@ -206,6 +209,7 @@ pub struct AnalysisPatch {
     pub min_requests: Option<u64>,
     pub confidence: Option<f64>,
     pub failure_limit: Option<u32>,
+    #[serde(deserialize_with = "super::duration::status_list_opt")]
     pub error_statuses: Option<Vec<String>>,
     pub error_rate: Option<ErrorRatePatch>,
     pub latency: Option<LatencyPatch>,

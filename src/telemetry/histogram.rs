@@ -143,6 +143,12 @@ impl HistogramCounts {
         self.buckets[first.min(BUCKETS)..].iter().sum()
     }
 
+    /// Exact mean (from the sum) in milliseconds, `None` when empty.
+    pub fn mean_ms(&self) -> Option<f64> {
+        let n = self.count();
+        (n > 0).then(|| self.sum_ns as f64 / n as f64 / 1e6)
+    }
+
     pub fn mean(&self) -> Option<Duration> {
         let n = self.count();
         (n > 0).then(|| Duration::from_nanos(self.sum_ns / n))

@@ -1,0 +1,76 @@
+//! Prints the `/metrics` text for a realistic mix of recorded outcomes, without
+//! starting any listener: `cargo run --quiet --example dump_metrics | promtool check metrics`
+//! (scripts/check-metrics.sh does exactly that).
+use canary_proxy::app::Shared;
+use canary_proxy::telemetry::{export, method_index, Outcome};
+use canary_proxy::Role;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+listen: 127.0.0.1:0
+upstreams:
+  stable:
+    version: v1-stable
+    endpoints: [http://127.0.0.1:18081, http://127.0.0.1:18082]
+  canary:
+    version: "v2-canary \"quoted\""
+    endpoints: [http://127.0.0.1:18083]
+routing:
+  canary_weight: 25
+"#;
+
+fn main() -> std::process::ExitCode {
+    let config = match canary_proxy::config::parse(CONFIG, &|_| None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let shared = Shared::new(&config);
+    let snap = shared.snapshot.load();
+    let methods = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::PUT,
+        http::Method::from_bytes(b"PURGE").unwrap_or(http::Method::GET),
+    ];
+    for i in 0..5000u64 {
+        let role = if i % 4 == 0 { Role::Canary } else { Role::Stable };
+        let status = match i % 100 {
+            0..=2 if role == Role::Canary => 502,
+            3 => 504,
+            4 => 499,
+            5 => 404,
+            6 => 503,
+            _ => 200,
+        };
+        let latency = Duration::from_micros(800 + (i * 7919) % 400_000);
+        let outcome = Outcome {
+            method: method_index(&methods[(i / 4 % 4) as usize]),
+            status,
+            latency: Some(latency),
+            // every 20th request is override-routed (QA traffic): not evidence
+            evidence: i % 20 != 0,
+            error: matches!(status, 500..=599),
+        };
+        snap.backend(role).stats.record(&outcome);
+    }
+    // a WebSocket upgrade: counted, not timed
+    snap.backend(Role::Stable).stats.record(&Outcome {
+        method: method_index(&http::Method::GET),
+        status: 101,
+        latency: None,
+        evidence: true,
+        error: false,
+    });
+    if let Some(e) = snap.backend(Role::Stable).pool.endpoints.get(1) {
+        e.healthy.store(false, Relaxed);
+    }
+    shared.gauges.weight_bp.store(2500, Relaxed);
+    shared.gauges.phase.store(0, Relaxed);
+    shared.gauges.aborts.store(1, Relaxed);
+    print!("{}", export::encode(&shared));
+    std::process::ExitCode::SUCCESS
+}

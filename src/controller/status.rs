@@ -1,0 +1,84 @@
+//! The read-only view the controller publishes after every tick and change, so
+//! the admin API's GETs never wait on the controller task.
+use super::events::Event;
+use super::Phase;
+use crate::judge::{argo_weight, Verdict};
+use crate::telemetry::figures::{version_figures, VersionFigures};
+use crate::telemetry::window::Windows;
+use crate::telemetry::Reading;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct StatusView {
+    /// The `/api/v1/status` body.
+    pub status: Value,
+    /// The `/api/v1/analysis` body.
+    pub analysis: Value,
+    /// Newest last.
+    pub events: Arc<Vec<Event>>,
+    /// Configured version labels `[stable, canary]` (for `/v1/metrics?version=`).
+    pub versions: [String; 2],
+}
+
+/// A version object of `/api/v1/status` and of webhook payloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionObject {
+    pub version: String,
+    #[serde(flatten)]
+    pub figures: VersionFigures,
+}
+
+pub fn version_object(version: &str, w: &Windows) -> VersionObject {
+    VersionObject {
+        version: version.to_string(),
+        figures: version_figures(w.window(), w.window_covered()),
+    }
+}
+
+pub struct Parts<'a> {
+    pub phase: Phase,
+    pub abort: bool,
+    pub message: &'a str,
+    pub canary_weight: f64,
+    pub step_index: Option<usize>,
+    pub steps: usize,
+    pub plan: Value,
+    pub paused: bool,
+    /// The analysis gate in progress (`null` when none).
+    pub gate: Value,
+    pub verdict: Option<&'a Verdict>,
+    pub stable: VersionObject,
+    pub canary: VersionObject,
+    pub stable_window: Reading,
+    pub canary_window: Reading,
+}
+
+pub fn status_json(p: &Parts) -> Value {
+    json!({
+        "phase": p.phase,
+        "abort": p.abort,
+        "message": p.message,
+        "canary_weight": p.canary_weight,
+        "step_index": p.step_index,
+        "steps": p.steps,
+        "plan": p.plan,
+        "paused": p.paused,
+        "gate": p.gate,
+        "verdict": p.verdict,
+        "stable": p.stable,
+        "canary": p.canary,
+    })
+}
+
+/// `/api/v1/analysis` for an Argo Rollouts `web` provider (SPEC §4).
+pub fn analysis_json(p: &Parts) -> Value {
+    let a = argo_weight(
+        &p.canary_window,
+        &p.stable_window,
+        p.verdict.map(|v| v.result),
+        p.abort,
+    );
+    serde_json::to_value(a).unwrap_or(Value::Null)
+}

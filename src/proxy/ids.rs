@@ -1,0 +1,50 @@
+//! Cheap per-request randomness: routing draws and request ids come from a
+//! thread-local wyrand (no lock, no syscall); sticky ids from the OS-seeded `rand` RNG.
+use std::cell::Cell;
+
+thread_local! {
+    static STATE: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
+}
+
+/// wyrand: fast, statistically fine for load splitting (not for secrets).
+#[inline]
+pub fn next_u64() -> u64 {
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = (x as u128).wrapping_mul((x ^ 0xe703_7ed1_a0b4_28db) as u128);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+/// Uniform draw in `[0, 10000)` (basis points), without modulo bias worth mentioning.
+#[inline]
+pub fn rand_bp() -> u32 {
+    (((next_u64() >> 32) * 10_000) >> 32) as u32
+}
+
+/// A fresh `x-request-id`: 32 hex digits.
+pub fn request_id() -> String {
+    format!("{:016x}{:016x}", next_u64(), next_u64())
+}
+
+/// A fresh sticky client id for the `Set-Cookie` (unpredictable: it picks a version).
+pub fn sticky_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rand_bp_is_in_range_and_roughly_uniform() {
+        let mut below = 0;
+        for _ in 0..100_000 {
+            let r = super::rand_bp();
+            assert!(r < 10_000);
+            if r < 2_000 {
+                below += 1;
+            }
+        }
+        assert!((19_000..21_000).contains(&below), "{below}");
+    }
+}

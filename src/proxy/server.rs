@@ -1,0 +1,156 @@
+//! Listeners: accept loop with a connection limit, HTTP/1.1 + h2 (prior
+//! knowledge on the plain port, ALPN on TLS), per-connection read deadlines,
+//! and graceful drain on shutdown.
+use super::conn_io::{Activity, TimedIo};
+use super::{forward, ConnCtx, Proxy};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+/// Listener settings fixed at start (changing them needs a restart).
+#[derive(Clone)]
+pub struct ListenerSettings {
+    pub max_header_bytes: usize,
+    /// Shared by every listener: at the limit we stop accepting.
+    pub connections: Arc<Semaphore>,
+}
+
+/// hyper's smallest allowed read buffer.
+const MIN_BUF: usize = 8192;
+
+fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // Our `TimedIo` does header_read/idle; hyper's timer would conflate them.
+        .header_read_timeout(None)
+        .max_buf_size(settings.max_header_bytes.max(MIN_BUF));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+/// Runs a listener until `shutdown` flips, then drains its connections for at
+/// most `drain` and drops what is left.
+pub fn spawn(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    proxy: Arc<Proxy>,
+    settings: ListenerSettings,
+    drain: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let builder = Arc::new(builder(&settings));
+        let graceful = GracefulShutdown::new();
+        let mut conns = JoinSet::new();
+        loop {
+            // Reap finished connection tasks so the set stays small.
+            while conns.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                p = settings.connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = stopped(&mut shutdown) => break,
+            };
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stopped(&mut shutdown) => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let proxy = proxy.clone();
+            let tls = tls.clone();
+            conns.spawn(async move {
+                let _permit = permit;
+                let settings = proxy.shared.snapshot.load().settings.clone();
+                let (header_read, idle) = (settings.header_read_timeout, settings.idle_timeout);
+                let activity = Arc::new(Activity::default());
+                match tls {
+                    None => {
+                        let ctx = ConnCtx::new(peer, "http", activity.clone());
+                        let io = TimedIo::new(stream, activity, header_read, idle, None);
+                        serve(&builder, watcher, io, proxy, ctx).await
+                    }
+                    Some(acceptor) => {
+                        let hs = tokio::time::timeout(header_read, acceptor.accept(stream)).await;
+                        let stream: tokio_rustls::server::TlsStream<TcpStream> = match hs {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let ctx = ConnCtx::new(peer, "https", activity.clone());
+                        let io = TimedIo::new(stream, activity, header_read, idle, Some(h2));
+                        serve(&builder, watcher, io, proxy, ctx).await
+                    }
+                }
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = conns.len(),
+                "drain timeout: closing connections with requests in flight"
+            );
+        }
+        conns.shutdown().await;
+    })
+}
+
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    proxy: Arc<Proxy>,
+    ctx: ConnCtx,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = Arc::new(ctx);
+    let svc = service_fn(move |req| {
+        // Marked busy now, before the future first runs, so the read deadline
+        // cannot fire while the request is being handled.
+        let busy = ctx.activity.busy();
+        let fut = forward::handle(proxy.clone(), ctx.clone(), busy, req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Resolves once the shutdown flag is set (or its sender is gone).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,584 @@
+//! The admin API end to end: every transition with its 409s, auth, bad input
+//! that changes nothing, reload, and the read-only endpoints' shapes.
+mod ctl;
+mod support;
+
+use canary_proxy::app::App;
+use canary_proxy::config;
+use ctl::*;
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+
+fn weight(s: &Value) -> f64 {
+    s["canary_weight"].as_f64().unwrap_or(-1.0)
+}
+
+/// What a rejected call must leave unchanged.
+fn essence(s: &Value) -> (Value, Value, Value, Value, Value) {
+    (
+        s["phase"].clone(),
+        s["canary_weight"].clone(),
+        s["abort"].clone(),
+        s["step_index"].clone(),
+        s["message"].clone(),
+    )
+}
+
+async fn pair() -> (Upstream, Upstream) {
+    (
+        TestServer::named("stable").start().await,
+        TestServer::named("canary").start().await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_transitions() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let s = status(&app).await;
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["steps"].as_u64()),
+        (Some("Healthy"), 10.0, Some(0))
+    );
+
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 35.5}"#),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!((s["phase"].as_str(), weight(&s)), (Some("Healthy"), 35.5));
+    assert_eq!(app.shared.snapshot.load().weight_bp, 3550);
+
+    for path in [
+        "/api/v1/promote",
+        "/api/v1/pause",
+        "/api/v1/resume",
+        "/api/v1/retry",
+    ] {
+        let before = status(&app).await;
+        let (code, e) = admin(&app, "POST", path, None, None).await;
+        assert_eq!(code, 409, "{path}: {e}");
+        assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+        assert_eq!(
+            essence(&status(&app).await),
+            essence(&before),
+            "{path} changed state"
+        );
+    }
+
+    let (code, s) = admin(&app, "POST", "/api/v1/abort", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Degraded"), 0.0, Some(true))
+    );
+    assert_eq!(s["message"], "manual abort");
+    assert!(app.shared.snapshot.load().aborted);
+
+    let (code, _) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 5}"#),
+        None,
+    )
+    .await;
+    assert_eq!(code, 409);
+    assert_eq!(weight(&status(&app).await), 0.0);
+
+    let (code, s) = admin(&app, "POST", "/api/v1/retry", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Healthy"), 0.0, Some(false))
+    );
+    assert!(!app.shared.snapshot.load().aborted);
+
+    let k = kinds(&events(&app).await);
+    assert_eq!(k, ["started", "weight", "aborted", "retried"]);
+    let ev = events(&app).await;
+    assert!(ev.iter().all(|e| e["time"].is_string()
+        && e["message"].is_string()
+        && e["canary_weight"].is_number()));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_transitions() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml(
+            "rollout:\n  steps:\n    - set_weight: 10\n    - pause: {}\n    - set_weight: 40\n    - pause: {}\n    - set_weight: 70\n    - pause: 1h\n    - set_weight: 100\n",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let s = status(&app).await;
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 10.0, Some(1))
+    );
+    assert_eq!(s["steps"], 7);
+    assert_eq!(s["plan"][1]["pause"], serde_json::json!({}));
+
+    // promote leaves the indefinite pause.
+    let (code, s) = admin(&app, "POST", "/api/v1/promote", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 40.0, Some(3))
+    );
+
+    // PUT weight holds the plan; resume continues with the next step.
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 55}"#),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["paused"].as_bool()),
+        (Some("Paused"), 55.0, Some(true))
+    );
+    let (code, s) = admin(&app, "POST", "/api/v1/resume", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Progressing"), 70.0, Some(5))
+    );
+
+    // pause / resume around a timed pause.
+    let (code, s) = admin(&app, "POST", "/api/v1/pause", None, None).await;
+    assert_eq!((code, s["phase"].as_str()), (200, Some("Paused")));
+    let (code, s) = admin(&app, "POST", "/api/v1/resume", None, None).await;
+    assert_eq!(
+        (code, s["phase"].as_str(), s["step_index"].as_u64()),
+        (200, Some("Progressing"), Some(5))
+    );
+
+    // retry only after an abort.
+    let (code, _) = admin(&app, "POST", "/api/v1/retry", None, None).await;
+    assert_eq!(code, 409);
+
+    // promote?full=true → 100%, Healthy; nothing left to promote.
+    let (code, s) = admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Healthy"), 100.0, Some(7))
+    );
+    let (code, _) = admin(&app, "POST", "/api/v1/promote", None, None).await;
+    assert_eq!(code, 409);
+    let (code, _) = admin(&app, "POST", "/api/v1/pause", None, None).await;
+    assert_eq!(code, 409);
+
+    // abort → promote/pause/resume/weight are 409; retry restarts at step 0.
+    let (code, _) = admin(&app, "POST", "/api/v1/abort", None, None).await;
+    assert_eq!(code, 200);
+    for (m, p, b) in [
+        ("POST", "/api/v1/promote", None),
+        ("POST", "/api/v1/promote?full=true", None),
+        ("POST", "/api/v1/pause", None),
+        ("POST", "/api/v1/resume", None),
+        ("PUT", "/api/v1/weight", Some(r#"{"canary_weight": 5}"#)),
+    ] {
+        let before = status(&app).await;
+        let (code, e) = admin(&app, m, p, b, None).await;
+        assert_eq!(code, 409, "{m} {p}: {e}");
+        assert_eq!(essence(&status(&app).await), essence(&before));
+    }
+    let (code, s) = admin(&app, "POST", "/api/v1/retry", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            s["phase"].as_str(),
+            weight(&s),
+            s["step_index"].as_u64(),
+            s["abort"].as_bool()
+        ),
+        (Some("Paused"), 10.0, Some(1), Some(false))
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_required_on_every_change() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n").replace(
+            "admin: { listen: 127.0.0.1:0 }",
+            "admin: { listen: 127.0.0.1:0, token: s3cret }",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let before = status(&app).await; // GETs need no token
+    for (m, p, b) in [
+        ("POST", "/api/v1/abort", None),
+        ("POST", "/api/v1/reload", None),
+        ("PUT", "/api/v1/weight", Some(r#"{"canary_weight": 50}"#)),
+        ("DELETE", "/api/v1/status", None),
+    ] {
+        for tok in [
+            None,
+            Some("wrong"),
+            Some("s3cre"),
+            Some("S3CRET"),
+            Some("s3cret2"),
+        ] {
+            let (code, e) = admin(&app, m, p, b, tok).await;
+            assert_eq!(code, 401, "{m} {p} with {tok:?}: {e}");
+            assert!(e["error"].is_string());
+        }
+    }
+    assert_eq!(essence(&status(&app).await), essence(&before));
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 50}"#),
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!((code, weight(&s)), (200, 50.0));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_changes_nothing() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let before = status(&app).await;
+    let events_before = events(&app).await.len();
+    let huge = format!(
+        r#"{{"canary_weight": 5, "pad": "{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    for body in [
+        "",
+        "{",
+        "35",
+        r#"{"canary_weight": "35"}"#,
+        r#"{"canary_weight": 100.01}"#,
+        r#"{"canary_weight": -0.5}"#,
+        r#"{"canary_weight": 12.345}"#,
+        r#"{"canary_weight": null}"#,
+        r#"{"weight": 35}"#,
+        r#"{"canary_weight": 35, "extra": true}"#,
+        huge.as_str(),
+    ] {
+        let (code, e) = admin(&app, "PUT", "/api/v1/weight", Some(body), None).await;
+        assert!(
+            code == 400 || code == 413,
+            "{code} for {}: {e}",
+            &body[..body.len().min(40)]
+        );
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let (code, _) = admin(&app, "POST", "/api/v1/promote?full=maybe", None, None).await;
+    assert_eq!(code, 400);
+    let (code, e) = admin(&app, "GET", "/api/v1/nope", None, None).await;
+    assert_eq!((code, e["error"].is_string()), (404, true));
+    let (code, e) = admin(&app, "GET", "/api/v1/abort", None, None).await;
+    assert_eq!((code, e["error"].is_string()), (405, true));
+    let (code, _) = admin(&app, "POST", "/api/v1/status", None, None).await;
+    assert_eq!(code, 405);
+    // started without a config file: nothing to reload
+    let (code, _) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 400);
+
+    assert_eq!(essence(&status(&app).await), essence(&before));
+    assert_eq!(events(&app).await.len(), events_before);
+    assert_eq!(app.shared.snapshot.load().weight_bp, 1000);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_endpoints_have_their_shapes() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 50 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let c = TestClient::new();
+    for _ in 0..200 {
+        c.get(app.proxy_addr, "/").await.unwrap();
+    }
+    // The status figures come from the controller's windows, refreshed every interval.
+    let s = wait_status(&app, Duration::from_secs(3), |s| {
+        s["canary"]["requests"].as_u64().unwrap_or(0)
+            + s["stable"]["requests"].as_u64().unwrap_or(0)
+            >= 200
+    })
+    .await;
+    for role in ["stable", "canary"] {
+        let v = &s[role];
+        for k in [
+            "version",
+            "requests",
+            "errors",
+            "error_rate",
+            "p50_ms",
+            "p99_ms",
+            "rps",
+        ] {
+            assert!(v.get(k).is_some(), "{role}.{k} missing: {s}");
+        }
+        assert!(v["requests"].as_u64().unwrap() > 20, "{s}");
+    }
+    for k in [
+        "phase",
+        "abort",
+        "message",
+        "canary_weight",
+        "step_index",
+        "steps",
+        "verdict",
+    ] {
+        assert!(s.get(k).is_some(), "{k} missing: {s}");
+    }
+    assert!(s["verdict"]["result"].is_string(), "{s}");
+    let m = &s["verdict"]["metrics"][0];
+    for k in ["metric", "value", "limit", "evidence"] {
+        assert!(m.get(k).is_some(), "verdict metric {k} missing: {s}");
+    }
+
+    let (code, v) = admin(
+        &app,
+        "GET",
+        "/v1/metrics?app=shop&metric=errorRate&window=5m&version=canary",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["errorRate"], 0.0);
+    assert!(v["responseTime"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["throughput"].as_f64().unwrap() > 0.0, "{v}");
+    let (code, v) = admin(
+        &app,
+        "GET",
+        "/v1/metrics?app=shop&metric=throughput&window=1h&version=v1",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    for bad in ["window=2h", "window=abc", "metric=cpu", "version=v9"] {
+        let (code, e) = admin(&app, "GET", &format!("/v1/metrics?app=x&{bad}"), None, None).await;
+        assert_eq!(code, 400, "{bad}: {e}");
+    }
+
+    let (code, a) = admin(&app, "GET", "/api/v1/analysis", None, None).await;
+    assert_eq!(code, 200);
+    let w = a["weight"].as_f64().unwrap();
+    assert!((5.0..=100.0).contains(&w), "{a}");
+    assert_eq!(a["status"], "proceed");
+    for k in ["errorRate", "p99LatencyMs", "errorDelta", "latencyDelta"] {
+        assert!(a[k].is_number(), "{k}: {a}");
+    }
+    admin(&app, "POST", "/api/v1/abort", None, None).await;
+    let (_, a) = admin(&app, "GET", "/api/v1/analysis", None, None).await;
+    assert_eq!(
+        (a["weight"].as_f64(), a["status"].as_str()),
+        (Some(0.0), Some("abort"))
+    );
+
+    let r = c.get(app.admin_addr, "/healthz").await.unwrap();
+    assert_eq!(r.status, 200);
+    let r = c.get(app.admin_addr, "/readyz").await.unwrap();
+    assert_eq!(r.status, 200);
+    let r = c.get(app.admin_addr, "/metrics").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text();
+    let sample = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(sample("canary_weight"), Some(0.0), "{text}");
+    assert_eq!(sample("canary_aborts_total"), Some(1.0), "{text}");
+    assert!(
+        text.contains("canary_phase{phase=\"Degraded\"} 1"),
+        "{text}"
+    );
+    let r = c.get(app.admin_addr, "/").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
+    assert!(r.text().contains("/api/v1/status"));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_stable_health() {
+    let stable = TestServer::named("stable")
+        .route("/health", |_req| async { resp::text(503, "down") })
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let app = start_proxy(
+        &yaml("").replace(
+            "endpoints: [\"{stable}\"] }",
+            "endpoints: [\"{stable}\"], health_check: { interval: 50ms, timeout: 40ms, unhealthy_after: 1 } }",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let c = TestClient::new();
+    let mut last = 0;
+    for _ in 0..100 {
+        last = c
+            .get(app.admin_addr, "/readyz")
+            .await
+            .unwrap()
+            .status
+            .as_u16();
+        if last == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, 503);
+    app.shutdown().await;
+}
+
+async fn start_from_file(text: &str, path: &std::path::Path) -> App {
+    std::fs::write(path, text).unwrap();
+    let config = config::load(path).expect("valid config");
+    App::start(config, Some(path.to_path_buf()))
+        .await
+        .expect("app starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_valid_files_and_rejects_the_rest() {
+    let (stable, canary) = pair().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let text = |weight: &str, version: &str, extra: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+             upstreams:\n  stable: {{ version: v1, endpoints: [\"{}\"] }}\n  canary: {{ version: {version}, endpoints: [\"{}\"] }}\n\
+             routing: {{ canary_weight: {weight} }}\n{extra}",
+            stable.url(),
+            canary.url()
+        )
+    };
+    let app = start_from_file(&text("10", "v2", ""), &path).await;
+
+    // Manual mode: a changed canary_weight applies.
+    std::fs::write(&path, text("25", "v2", "")).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!((code, weight(&s)), (200, 25.0), "{s}");
+    assert_eq!(
+        kinds(&events(&app).await).last().map(String::as_str),
+        Some("reloaded")
+    );
+
+    // Invalid file: 400 with every error, nothing changes.
+    let before = status(&app).await;
+    std::fs::write(&path, text("250", "v2", "bogus_key: 1\n")).unwrap();
+    let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 400);
+    let msg = e["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("canary_weight") && msg.contains("bogus_key"),
+        "{msg}"
+    );
+    assert_eq!(essence(&status(&app).await), essence(&before));
+
+    // Restart-only keys are refused.
+    std::fs::write(&path, text("25", "v2", "workers: 3\n")).unwrap();
+    let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 400, "{e}");
+    assert!(e["error"].as_str().unwrap_or("").contains("workers"));
+
+    // While aborted a changed weight does not apply...
+    admin(&app, "POST", "/api/v1/abort", None, None).await;
+    std::fs::write(&path, text("30", "v2", "")).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(
+        (code, weight(&s), s["abort"].as_bool()),
+        (200, 0.0, Some(true))
+    );
+    // ...but a new canary version is a new canary: fresh, at the configured weight.
+    std::fs::write(&path, text("30", "v3", "")).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(
+        (code, weight(&s), s["abort"].as_bool()),
+        (200, 30.0, Some(false)),
+        "{s}"
+    );
+    assert_eq!(s["canary"]["version"], "v3");
+    assert_eq!(
+        &*app
+            .shared
+            .snapshot
+            .load()
+            .backend(canary_proxy::Role::Canary)
+            .version,
+        "v3"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refuses_new_steps_for_a_running_plan() {
+    let (stable, canary) = pair().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let text = |steps: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+             upstreams:\n  stable: {{ version: v1, endpoints: [\"{}\"] }}\n  canary: {{ version: v2, endpoints: [\"{}\"] }}\n\
+             analysis: {{ error_rate: {{ max: 3.0 }} }}\n\
+             rollout:\n  steps: {steps}\n",
+            stable.url(),
+            canary.url()
+        )
+    };
+    let app = start_from_file(
+        &text("[{set_weight: 20}, {pause: {}}, {set_weight: 100}]"),
+        &path,
+    )
+    .await;
+    std::fs::write(
+        &path,
+        text("[{set_weight: 30}, {pause: {}}, {set_weight: 100}]"),
+    )
+    .unwrap();
+    let before = status(&app).await;
+    let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 400, "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("rollout.steps"),
+        "{e}"
+    );
+    assert_eq!(essence(&status(&app).await), essence(&before));
+    app.shutdown().await;
+}
