@@ -39,8 +39,8 @@ fi
 
 step "prometheus"
 if command -v promtool >/dev/null 2>&1; then
-  if $T promtool check config config/prometheus.yml >/tmp/check-compose-prom.txt 2>&1; then
-    ok "promtool check config config/prometheus.yml"
+  if $T promtool check config config/prometheus/prometheus.yml >/tmp/check-compose-prom.txt 2>&1; then
+    ok "promtool check config config/prometheus/prometheus.yml"
   else
     bad "promtool check config:"; sed 's/^/        /' /tmp/check-compose-prom.txt
   fi
