@@ -37,7 +37,11 @@ fn main() -> std::process::ExitCode {
         http::Method::from_bytes(b"PURGE").unwrap_or(http::Method::GET),
     ];
     for i in 0..5000u64 {
-        let role = if i % 4 == 0 { Role::Canary } else { Role::Stable };
+        let role = if i % 4 == 0 {
+            Role::Canary
+        } else {
+            Role::Stable
+        };
         let status = match i % 100 {
             0..=2 if role == Role::Canary => 502,
             3 => 504,

@@ -45,7 +45,10 @@ async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
     })
     .await;
     let took = t0.elapsed();
-    assert!(rolled_back, "canary still receives traffic 5s after it failed");
+    assert!(
+        rolled_back,
+        "canary still receives traffic 5s after it failed"
+    );
     assert!(took < Duration::from_secs(3), "rollback took {took:?}");
 
     let s = status(&app).await;
@@ -53,7 +56,10 @@ async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
     assert_eq!(s["abort"], true);
     assert_eq!(weight(&s), 0.0);
     let msg = s["message"].as_str().unwrap_or("");
-    assert!(msg.starts_with("RolloutAborted: metric \"error-rate"), "{msg}");
+    assert!(
+        msg.starts_with("RolloutAborted: metric \"error-rate"),
+        "{msg}"
+    );
     assert_eq!(s["verdict"]["result"], "Failed", "{s}");
     assert_eq!(app.shared.gauges.aborts.load(Ordering::Relaxed), 1);
 
@@ -64,7 +70,11 @@ async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
     assert_eq!(last["canary_weight"], 0.0);
 
     assert!(
-        eventually(Duration::from_secs(3), || !received.lock().unwrap().is_empty()).await,
+        eventually(Duration::from_secs(3), || !received
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
         "no webhook"
     );
     let hooks = received.lock().unwrap().clone();
@@ -114,7 +124,15 @@ async fn healthy_canary_walks_the_plan_to_healthy() {
     let k = kinds(&events(&app).await);
     assert_eq!(
         k,
-        ["started", "step", "step", "step", "step", "step", "completed"],
+        [
+            "started",
+            "step",
+            "step",
+            "step",
+            "step",
+            "step",
+            "completed"
+        ],
         "events: {k:?}"
     );
     // Plan finished: the guard stops, so promote has nothing left to do.
@@ -129,7 +147,8 @@ async fn analysis_gate_passes_on_evidence_and_times_out_without() {
     let canary = TestServer::named("canary").start().await;
     // Only the error-rate limit: the others need far more evidence than a
     // second of loopback traffic to pass at the default confidence.
-    let plan = "analysis: { error_rate: { max_increase: null }, latency: { max_p99_ratio: null } }\n\
+    let plan =
+        "analysis: { error_rate: { max_increase: null }, latency: { max_p99_ratio: null } }\n\
                 rollout:\n  steps:\n\
                 \x20   - set_weight: 50\n\
                 \x20   - analysis: { duration: 400ms, min_requests: 40, timeout: 3s }\n\
@@ -137,14 +156,24 @@ async fn analysis_gate_passes_on_evidence_and_times_out_without() {
     // With traffic: the gate passes once duration and evidence are there.
     let app = start_proxy(&yaml(plan), &[("stable", &stable), ("canary", &canary)]).await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].clone(), s["step_index"].clone()), ("Progressing".into(), 1.into()));
+    assert_eq!(
+        (s["phase"].clone(), s["step_index"].clone()),
+        ("Progressing".into(), 1.into())
+    );
     let _load = Load::start(app.proxy_addr, 3, Duration::from_millis(2));
     let t0 = Instant::now();
     let s = wait_status(&app, Duration::from_secs(5), |s| s["phase"] == "Healthy").await;
     assert_eq!(s["phase"], "Healthy", "{s}");
-    assert!(t0.elapsed() >= Duration::from_millis(400), "gate passed before its duration");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "gate passed before its duration"
+    );
     let ev = events(&app).await;
-    assert!(ev.iter().any(|e| e["message"].as_str().unwrap_or("").contains("gate passed")), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| e["message"].as_str().unwrap_or("").contains("gate passed")),
+        "{ev:?}"
+    );
     drop(_load);
     app.shutdown().await;
 
@@ -153,7 +182,10 @@ async fn analysis_gate_passes_on_evidence_and_times_out_without() {
     let s = wait_status(&app, Duration::from_secs(5), |s| s["phase"] == "Paused").await;
     assert_eq!(s["phase"], "Paused", "{s}");
     assert_eq!(weight(&s), 50.0);
-    assert_eq!(kinds(&events(&app).await).last().map(String::as_str), Some("inconclusive"));
+    assert_eq!(
+        kinds(&events(&app).await).last().map(String::as_str),
+        Some("inconclusive")
+    );
     // Resume: the operator accepts the gate and the plan goes on.
     let (code, s) = admin(&app, "POST", "/api/v1/resume", None, None).await;
     assert_eq!(code, 200, "{s}");
@@ -181,7 +213,10 @@ async fn failing_canary_fails_the_gate() {
     let s = wait_status(&app, Duration::from_secs(5), |s| s["abort"] == true).await;
     assert_eq!(s["phase"], "Degraded", "{s}");
     assert_eq!(weight(&s), 0.0);
-    assert!(s["message"].as_str().unwrap_or("").contains("error-rate"), "{s}");
+    assert!(
+        s["message"].as_str().unwrap_or("").contains("error-rate"),
+        "{s}"
+    );
     app.shutdown().await;
 }
 
@@ -234,7 +269,10 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
     // A new canary version starts its own rollout.
     let app = start_from_file(&text("v3"), dir.path()).await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].as_str(), weight(&s), s["abort"].as_bool()), (Some("Paused"), 20.0, Some(false)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Paused"), 20.0, Some(false))
+    );
     // Promote moves it on, and the position is persisted...
     let (code, _) = admin(&app, "POST", "/api/v1/pause", None, None).await;
     assert_eq!(code, 200);
@@ -242,19 +280,28 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
     // ...so a restart resumes paused at the same step.
     let app = start_from_file(&text("v3"), dir.path()).await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].as_str(), weight(&s), s["step_index"].as_u64()), (Some("Paused"), 20.0, Some(1)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 20.0, Some(1))
+    );
     app.shutdown().await;
 
     // A corrupt file is reported and ignored: a fresh start, not a crash.
     std::fs::write(&state, b"{ not json").unwrap();
     let app = start_from_file(&text("v3"), dir.path()).await;
     let s = status(&app).await;
-    assert_eq!((s["phase"].as_str(), weight(&s), s["abort"].as_bool()), (Some("Paused"), 20.0, Some(false)));
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+        (Some("Paused"), 20.0, Some(false))
+    );
     // ...and the next change rewrites it whole.
     let (code, _) = admin(&app, "POST", "/api/v1/abort", None, None).await;
     assert_eq!(code, 200);
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert_eq!((saved["abort"].as_bool(), saved["version"].as_str()), (Some(true), Some("v3")));
+    assert_eq!(
+        (saved["abort"].as_bool(), saved["version"].as_str()),
+        (Some(true), Some("v3"))
+    );
     app.shutdown().await;
 }
 
@@ -280,8 +327,17 @@ async fn canary_with_no_healthy_endpoint_is_aborted() {
     .await;
     let s = wait_status(&app, Duration::from_secs(5), |s| s["abort"] == true).await;
     assert_eq!(s["phase"], "Degraded", "{s}");
-    assert!(s["message"].as_str().unwrap_or("").contains("canary unhealthy"), "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("canary unhealthy"),
+        "{s}"
+    );
     let k = kinds(&events(&app).await);
-    assert!(k.contains(&"unhealthy".to_string()) && k.last().map(String::as_str) == Some("aborted"), "{k:?}");
+    assert!(
+        k.contains(&"unhealthy".to_string()) && k.last().map(String::as_str) == Some("aborted"),
+        "{k:?}"
+    );
     app.shutdown().await;
 }

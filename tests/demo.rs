@@ -35,7 +35,10 @@ async fn upstream_answers_with_role_and_version() {
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v, json!({"role": "canary", "version": "v2-canary"}));
     }
-    assert_eq!(call(&up, Method::GET, "/health", "").await.0, StatusCode::OK);
+    assert_eq!(
+        call(&up, Method::GET, "/health", "").await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         call(&up, Method::GET, "/nope", "").await.0,
         StatusCode::NOT_FOUND
@@ -135,7 +138,10 @@ async fn fault_route_sets_error_rate_and_latency() {
             failed += 1;
         }
     }
-    assert!((60..=140).contains(&failed), "{failed} of 200 failed at 50%");
+    assert!(
+        (60..=140).contains(&failed),
+        "{failed} of 200 failed at 50%"
+    );
     up.shutdown().await;
 }
 

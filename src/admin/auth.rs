@@ -29,7 +29,10 @@ mod tests {
 
     fn h(v: &str) -> HeaderMap {
         let mut m = HeaderMap::new();
-        m.insert(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        m.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(v).unwrap(),
+        );
         m
     }
 

@@ -32,7 +32,10 @@ pub async fn start(
     let listener = TcpListener::bind(&config.admin.listen).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("admin.listen: cannot listen on {}: {e}", config.admin.listen),
+            format!(
+                "admin.listen: cannot listen on {}: {e}",
+                config.admin.listen
+            ),
         )
     })?;
     let addr = listener.local_addr()?;

@@ -20,8 +20,10 @@ fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
     if let Ok(v) = header::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
@@ -63,7 +65,10 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
 
-    let mutating = matches!(method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH);
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
     if mutating {
         let token = state.shared.config.load().admin.token.clone();
         if !auth::authorized(&token, req.headers()) {
@@ -79,8 +84,15 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         return error(404, format!("no such endpoint: {path}"));
     };
     if !allowed.contains(&method) {
-        let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-        let mut r = error(405, format!("{method} is not allowed on {path} (allowed: {allow})"));
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut r = error(
+            405,
+            format!("{method} is not allowed on {path} (allowed: {allow})"),
+        );
         if let Ok(v) = header::HeaderValue::from_str(&allow) {
             r.headers_mut().insert(header::ALLOW, v);
         }
@@ -90,7 +102,9 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return error(413, format!("request body larger than {MAX_BODY} bytes"));
             }
             return error(400, format!("cannot read the request body: {e}"));
@@ -118,15 +132,20 @@ async fn route(state: &AdminState, method: &Method, path: &str, query: &str, bod
             if snap.backend(Role::Stable).pool.any_healthy() {
                 respond(200, "text/plain; charset=utf-8", "ready\n")
             } else {
-                respond(503, "text/plain; charset=utf-8", "no healthy stable endpoint\n")
+                respond(
+                    503,
+                    "text/plain; charset=utf-8",
+                    "no healthy stable endpoint\n",
+                )
             }
         }
         (_, "/metrics") => respond(200, export::CONTENT_TYPE, export::encode(&state.shared)),
         (_, "/") => respond(200, "text/html; charset=utf-8", STATUS_PAGE),
         (_, "/api/v1/status") => json_resp(200, &ctl.view().status),
-        (_, "/api/v1/events") => {
-            json_resp(200, &serde_json::to_value(&*ctl.view().events).unwrap_or(json!([])))
-        }
+        (_, "/api/v1/events") => json_resp(
+            200,
+            &serde_json::to_value(&*ctl.view().events).unwrap_or(json!([])),
+        ),
         (_, "/api/v1/analysis") => json_resp(200, &ctl.view().analysis),
         (_, "/v1/metrics") => apm_metrics(state, query),
         ("PUT", "/api/v1/weight") => match parse_weight(body) {
@@ -174,7 +193,10 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 fn parse_full(query: &str) -> Result<bool, String> {
-    match query_pairs(query).find(|(k, _)| *k == "full").map(|(_, v)| v) {
+    match query_pairs(query)
+        .find(|(k, _)| *k == "full")
+        .map(|(_, v)| v)
+    {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
         Some(v) => Err(format!("full={v}: expected true or false")),
@@ -221,7 +243,8 @@ fn apm_metrics(state: &AdminState, query: &str) -> Resp {
     }
     let window = window.unwrap_or_else(|| state.shared.config.load().analysis.window.get());
     match state.controller.span(role, window) {
-        Some((reading, covered)) => match serde_json::to_value(apm::apm_metrics(&reading, covered)) {
+        Some((reading, covered)) => match serde_json::to_value(apm::apm_metrics(&reading, covered))
+        {
             Ok(v) => json_resp(200, &v),
             Err(e) => error(500, e),
         },
@@ -249,7 +272,11 @@ mod tests {
             b"",
             b"{",
         ] {
-            assert!(parse_weight(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_weight(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

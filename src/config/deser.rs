@@ -157,14 +157,20 @@ fn section<T: DeserializeOwned>(key: &str, mut value: Value, out: &mut Collector
             }
         }
         let path = Seg::render(key, &segs);
-        if shifted.iter().any(|l| segs.starts_with(l) && segs.len() > l.len()) {
+        if shifted
+            .iter()
+            .any(|l| segs.starts_with(l) && segs.len() > l.len())
+        {
             // Its index may be off by the removed elements: name the list instead.
             let list = shifted
                 .iter()
                 .find(|l| segs.starts_with(l))
                 .cloned()
                 .unwrap_or_default();
-            out.error(Seg::render(key, &list), format!("another bad entry: {}", friendly(&raw)));
+            out.error(
+                Seg::render(key, &list),
+                format!("another bad entry: {}", friendly(&raw)),
+            );
             return give_up(key, out);
         }
 
@@ -364,7 +370,10 @@ pub fn unknown_key(key: &str, known: &[&str]) -> String {
     match best {
         Some((_, k)) => format!("unknown key `{key}` (did you mean `{k}`?)"),
         None if known.is_empty() => format!("unknown key `{key}`"),
-        None => format!("unknown key `{key}` (expected one of: {})", known.join(", ")),
+        None => format!(
+            "unknown key `{key}` (expected one of: {})",
+            known.join(", ")
+        ),
     }
 }
 

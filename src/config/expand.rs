@@ -164,16 +164,25 @@ mod tests {
     #[test]
     fn escape_and_comments_are_left_alone() {
         assert_eq!(ok("a: $${HOST} $x $$y"), "a: ${HOST} $x $$y");
-        assert_eq!(ok("# ${NOPE}\na: 1 # ${NOPE}\n"), "# ${NOPE}\na: 1 # ${NOPE}\n");
+        assert_eq!(
+            ok("# ${NOPE}\na: 1 # ${NOPE}\n"),
+            "# ${NOPE}\na: 1 # ${NOPE}\n"
+        );
         assert_eq!(ok("a: \"x # ${HOST}\""), "a: \"x # 10.0.0.1\"");
-        assert_eq!(ok("a: don't ${HOST} # ${NOPE}"), "a: don't 10.0.0.1 # ${NOPE}");
+        assert_eq!(
+            ok("a: don't ${HOST} # ${NOPE}"),
+            "a: don't 10.0.0.1 # ${NOPE}"
+        );
         assert_eq!(ok("a: b#${HOST}"), "a: b#10.0.0.1");
     }
 
     #[test]
     fn unset_variables_are_errors_with_their_line() {
-        let errs = expand_env("a: 1\nb: ${MISSING}\nc: ${ALSO}x ${BAD NAME}\nd: ${OPEN", &env)
-            .unwrap_err();
+        let errs = expand_env(
+            "a: 1\nb: ${MISSING}\nc: ${ALSO}x ${BAD NAME}\nd: ${OPEN",
+            &env,
+        )
+        .unwrap_err();
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(msgs.len(), 4, "{msgs:?}");
         assert!(msgs[0].starts_with("line 2, column 4: environment variable MISSING is not set"));

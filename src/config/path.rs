@@ -149,7 +149,12 @@ impl Collector {
     }
 
     /// A semantic error that relates several fields: dropped if any is tainted.
-    pub fn check_all(&mut self, involved: &[&str], path: impl Into<String>, message: impl Into<String>) {
+    pub fn check_all(
+        &mut self,
+        involved: &[&str],
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         if involved.iter().all(|p| self.clean(p)) {
             self.check(path, message);
         }

@@ -81,7 +81,11 @@ fn step(s: &Step) -> String {
     match s.kind() {
         StepKind::SetWeight { weight, analysis } => format!(
             "{weight}%{}",
-            if analysis.is_some() { " with overrides" } else { "" }
+            if analysis.is_some() {
+                " with overrides"
+            } else {
+                ""
+            }
         ),
         StepKind::Pause(Some(d)) => format!("pause {}", format_duration(d)),
         StepKind::Pause(None) => "pause until promote".into(),

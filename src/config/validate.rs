@@ -25,7 +25,11 @@ pub fn validate(c: &Config, out: &mut Collector) {
     }
     distinct_listeners(
         out,
-        &[("listen", listen), ("tls.listen", tls), ("admin.listen", admin)],
+        &[
+            ("listen", listen),
+            ("tls.listen", tls),
+            ("admin.listen", admin),
+        ],
     );
 
     upstream(out, "upstreams.stable", &c.upstreams.stable);
@@ -174,7 +178,10 @@ fn upstream(out: &mut Collector, p: &str, u: &Upstream) {
         }
     }
     if u.endpoints.is_empty() {
-        out.check(format!("{p}.endpoints"), "at least one endpoint is required");
+        out.check(
+            format!("{p}.endpoints"),
+            "at least one endpoint is required",
+        );
     }
     for (i, e) in u.endpoints.iter().enumerate() {
         let ep = format!("{p}.endpoints[{i}]");
@@ -277,7 +284,9 @@ fn routing(out: &mut Collector, r: &Routing) {
             if v.is_empty() || v == "always" || v == "never" {
                 out.check(
                     "routing.override.header_value",
-                    format!("must be a non-empty value other than \"always\" and \"never\", got {v:?}"),
+                    format!(
+                        "must be a non-empty value other than \"always\" and \"never\", got {v:?}"
+                    ),
                 );
             }
         }
@@ -310,9 +319,17 @@ fn analysis(out: &mut Collector, a: &Analysis, at: &dyn Fn(&str) -> Option<Strin
     if a.window < a.interval {
         let (w, i) = (a.window, a.interval);
         if at("window").is_some() {
-            check("window", true, format!("must be at least interval ({i}), got {w}"));
+            check(
+                "window",
+                true,
+                format!("must be at least interval ({i}), got {w}"),
+            );
         } else {
-            check("interval", true, format!("must not exceed window ({w}), got {i}"));
+            check(
+                "interval",
+                true,
+                format!("must not exceed window ({w}), got {i}"),
+            );
         }
     }
     check(

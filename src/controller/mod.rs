@@ -273,7 +273,10 @@ impl Ctl {
                 self.commit("started", msg, self.weight_bp);
             }
             (Some(p), false) => {
-                let msg = format!("rollout of {version} started: plan of {} steps", p.steps.len());
+                let msg = format!(
+                    "rollout of {version} started: plan of {} steps",
+                    p.steps.len()
+                );
                 self.phase = Phase::Progressing;
                 self.commit("started", msg, self.weight_bp);
                 self.run_plan();
@@ -345,7 +348,12 @@ impl Ctl {
         self.write_state();
         if !kind.is_empty() {
             let ev = self.events.push(kind, message.clone(), self.weight());
-            tracing::info!(event = kind, weight = self.weight(), phase = self.phase.as_str(), "{message}");
+            tracing::info!(
+                event = kind,
+                weight = self.weight(),
+                phase = self.phase.as_str(),
+                "{message}"
+            );
             let v = self.parts_objects();
             let payload = json!({
                 "event": kind,
@@ -434,13 +442,12 @@ impl Ctl {
             canary_window,
         };
         let prev = self.view.load();
-        let events = if prev.events.len() == self.events.len()
-            && prev.events.last() == self.events.last()
-        {
-            prev.events.clone()
-        } else {
-            Arc::new(self.events.list())
-        };
+        let events =
+            if prev.events.len() == self.events.len() && prev.events.last() == self.events.last() {
+                prev.events.clone()
+            } else {
+                Arc::new(self.events.list())
+            };
         self.view.store(Arc::new(StatusView {
             status: status::status_json(&parts),
             analysis: status::analysis_json(&parts),
@@ -479,7 +486,11 @@ impl Ctl {
         if down != self.canary_down {
             self.canary_down = down;
             if down {
-                self.commit("unhealthy", "every canary endpoint failed its health check".into(), self.weight_bp);
+                self.commit(
+                    "unhealthy",
+                    "every canary endpoint failed its health check".into(),
+                    self.weight_bp,
+                );
             }
         }
         if down && self.weight_bp > 0 && !self.abort {
@@ -491,10 +502,15 @@ impl Ctl {
         }
 
         if self.guard_active() {
-            let v = self.guard.check(&canary_tick, &canary_window, &stable_window);
+            let v = self
+                .guard
+                .check(&canary_tick, &canary_window, &stable_window);
             let abort = self.guard.should_abort();
             let msg = abort.then(|| {
-                v.abort_message(self.analysis.failure_limit, self.guard.consecutive_failures())
+                v.abort_message(
+                    self.analysis.failure_limit,
+                    self.guard.consecutive_failures(),
+                )
             });
             let metric = failed_metric(&v);
             self.verdict = Some(v);
@@ -519,7 +535,11 @@ impl Ctl {
             p.resume_advances = false;
         }
         self.shared.gauges.aborts.fetch_add(1, Relaxed);
-        tracing::warn!(metric, previous_weight = config::bp_to_weight(prev), "canary aborted: {message}");
+        tracing::warn!(
+            metric,
+            previous_weight = config::bp_to_weight(prev),
+            "canary aborted: {message}"
+        );
         self.commit("aborted", message, prev);
     }
 
@@ -547,7 +567,8 @@ impl Ctl {
                 let v = g.guard.check(canary_tick, &since, stable_window);
                 g.last = v.result;
                 if g.guard.should_abort() {
-                    let msg = v.abort_message(g.analysis.failure_limit, g.guard.consecutive_failures());
+                    let msg =
+                        v.abort_message(g.analysis.failure_limit, g.guard.consecutive_failures());
                     let metric = failed_metric(&v);
                     self.abort_now(metric, msg);
                     return;
@@ -631,7 +652,11 @@ impl Ctl {
         };
         self.phase = if p.hold { Phase::Paused } else { phase };
         if announce {
-            let kind = if self.phase == Phase::Paused { "paused" } else { "step" };
+            let kind = if self.phase == Phase::Paused {
+                "paused"
+            } else {
+                "step"
+            };
             self.commit(kind, desc, self.weight_bp);
         }
     }
@@ -794,7 +819,11 @@ impl Ctl {
             p.gate = None;
             self.apply_override();
             self.phase = Phase::Progressing;
-            self.commit("retried", "retry: the plan starts again from step 1".into(), 0);
+            self.commit(
+                "retried",
+                "retry: the plan starts again from step 1".into(),
+                0,
+            );
             self.run_plan();
         } else {
             self.apply_override();
@@ -807,7 +836,10 @@ impl Ctl {
 
     fn reload(&mut self) -> Result<Value, ApiError> {
         let Some(path) = self.config_path.clone() else {
-            return Err(ApiError::new(400, "started without a config file: nothing to reload"));
+            return Err(ApiError::new(
+                400,
+                "started without a config file: nothing to reload",
+            ));
         };
         let new = config::load(&path).map_err(|e| {
             let msg = format!("config rejected: {}", e.messages().join("; "));
@@ -875,7 +907,11 @@ impl Ctl {
             self.verdict = None;
             self.abort = false;
             self.message.clear();
-            self.plan = self.config.rollout.as_ref().map(|r| Plan::new(r.steps.clone()));
+            self.plan = self
+                .config
+                .rollout
+                .as_ref()
+                .map(|r| Plan::new(r.steps.clone()));
             self.apply_override();
             self.guard = Guard::new(&self.analysis);
             note = format!("; new canary version {}", canary_version(&self.config));

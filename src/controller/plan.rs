@@ -76,10 +76,13 @@ impl Plan {
     /// `set_weight` step with an `analysis` block up to here.
     pub fn override_patch(&self) -> Option<&AnalysisPatch> {
         let upto = (self.index + 1).min(self.steps.len());
-        self.steps[..upto].iter().rev().find_map(|s| match s.kind() {
-            StepKind::SetWeight { analysis, .. } => analysis,
-            _ => None,
-        })
+        self.steps[..upto]
+            .iter()
+            .rev()
+            .find_map(|s| match s.kind() {
+                StepKind::SetWeight { analysis, .. } => analysis,
+                _ => None,
+            })
     }
 
     /// The weight the plan has set by the current position (last `set_weight`

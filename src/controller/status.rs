@@ -3,9 +3,9 @@
 use super::events::Event;
 use super::Phase;
 use crate::judge::{argo_weight, Verdict};
-use crate::telemetry::Reading;
 use crate::telemetry::figures::{version_figures, VersionFigures};
 use crate::telemetry::window::Windows;
+use crate::telemetry::Reading;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -73,12 +73,18 @@ impl LoadStats {
     }
 
     pub fn total(&self) -> u64 {
-        self.roles.iter().map(|r| r.requests.load(Relaxed)).sum::<u64>()
+        self.roles
+            .iter()
+            .map(|r| r.requests.load(Relaxed))
+            .sum::<u64>()
             + self.unattributed_failures.load(Relaxed)
     }
 
     pub fn failed(&self) -> u64 {
-        self.roles.iter().map(|r| r.errors.load(Relaxed)).sum::<u64>()
+        self.roles
+            .iter()
+            .map(|r| r.errors.load(Relaxed))
+            .sum::<u64>()
             + self.unattributed_failures.load(Relaxed)
     }
 

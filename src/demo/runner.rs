@@ -205,7 +205,9 @@ fn verdict_line(v: &Value) -> String {
             " · {} {} (limit {}, n={})",
             m["metric"].as_str().unwrap_or("?"),
             value,
-            m["limit"].as_f64().map_or_else(|| "-".into(), |x| format!("{x}")),
+            m["limit"]
+                .as_f64()
+                .map_or_else(|| "-".into(), |x| format!("{x}")),
             m["evidence"].as_u64().unwrap_or(0)
         ));
     }
