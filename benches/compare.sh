@@ -19,7 +19,7 @@ IDLE=${IDLE:-10000}        # idle keep-alive connections for the memory test
 WORK=$(mktemp -d /tmp/cp-compare.XXXXXX)
 OUT=${OUT:-$ROOT/benches/results/latest.md}
 PROXY_CORE=0; LOAD_CORE=1
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need haproxy || ! need wrk || ! need h2load; then

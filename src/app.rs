@@ -217,6 +217,15 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(config: Config, path: PathBuf) -> ExitCode {
+    // Handlers first: a SIGTERM right after the "listening" line must drain,
+    // not kill the process.
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let app = match App::start(config, Some(path)).await {
         Ok(app) => app,
         Err(e) => {
@@ -227,39 +236,55 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
             return ExitCode::from(if bad_input { 2 } else { 1 });
         }
     };
-    match wait_for_stop(&app.controller).await {
-        Ok(()) => {
-            tracing::info!("shutting down: draining in-flight requests");
-            app.shutdown().await;
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            app.shutdown().await;
-            ExitCode::from(1)
-        }
-    }
+    signals.wait_for_stop(&app.controller).await;
+    tracing::info!("shutting down: draining in-flight requests");
+    app.shutdown().await;
+    ExitCode::SUCCESS
 }
 
 #[cfg(unix)]
-async fn wait_for_stop(controller: &ControllerHandle) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match controller.call(Command::Reload).await {
-                Ok(v) => tracing::info!(result = %v, "config reloaded (SIGHUP)"),
-                Err(e) => tracing::error!(error = %e, "config reload rejected (SIGHUP)"),
-            },
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGTERM/SIGINT; SIGHUP reloads the config and keeps waiting.
+    async fn wait_for_stop(&mut self, controller: &ControllerHandle) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => match controller.call(Command::Reload).await {
+                    Ok(v) => tracing::info!(result = %v, "config reloaded (SIGHUP)"),
+                    Err(e) => tracing::error!(error = %e, "config reload rejected (SIGHUP)"),
+                },
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop(_controller: &ControllerHandle) -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn wait_for_stop(&mut self, _controller: &ControllerHandle) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

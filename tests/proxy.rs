@@ -391,14 +391,14 @@ async fn failures_map_to_502_503_504_and_are_counted() {
         .stats
         .reading();
     drop(stable);
-    // The pooled keep-alive connection may still look alive once; wait for the listener to close.
-    let r = loop {
-        let r = c.get(app.proxy_addr, "/").await.unwrap();
-        if r.status == StatusCode::BAD_GATEWAY {
-            break r;
-        }
-    };
-    assert_eq!(r.text(), "upstream connect failed\n");
+    let r = c.get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    // (A kept-alive connection closing under us is also a 502.)
+    assert!(
+        ["upstream connect failed\n", "upstream connection error\n"].contains(&r.text().as_str()),
+        "{}",
+        r.text()
+    );
     for _ in 0..4 {
         assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 502);
     }

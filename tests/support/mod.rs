@@ -163,14 +163,18 @@ impl TestServer {
         let fallback = self.fallback;
         let (s, h) = (seen.clone(), hits.clone());
         let task = tokio::spawn(async move {
+            // Connections live in this set, so dropping the `Upstream` (which
+            // aborts this task) closes them too: a stopped upstream is gone.
+            let mut conns = tokio::task::JoinSet::new();
             loop {
+                while conns.try_join_next().is_some() {}
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let (routes, fallback, seen, hits) =
                     (routes.clone(), fallback.clone(), s.clone(), h.clone());
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         hits.fetch_add(1, Ordering::SeqCst);
                         seen.lock().unwrap().push(Seen {
