@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 fn outcome(i: u64) -> Outcome {
     Outcome {
         method: 0,
-        status: if i % 50 == 0 { 502 } else { 200 },
+        status: if i.is_multiple_of(50) { 502 } else { 200 },
         latency: Some(Duration::from_micros(500 + (i * 7919) % 50_000)),
-        evidence: i % 10 != 0,
-        error: i % 50 == 0,
+        evidence: !i.is_multiple_of(10),
+        error: i.is_multiple_of(50),
     }
 }
 

@@ -62,7 +62,11 @@ fn exact_counts_after_known_outcomes() {
     assert_eq!(counts[&("POST", 504)], 9);
     assert_eq!(counts[&("GET", 499)], 5);
     assert_eq!(counts[&("PUT", 503)], 3);
-    assert_eq!(counts[&("OTHER", 200)], 4, "unknown methods fold into OTHER");
+    assert_eq!(
+        counts[&("OTHER", 200)],
+        4,
+        "unknown methods fold into OTHER"
+    );
     assert_eq!(counts[&("GET", 500)], 12);
     assert_eq!(counts.len(), 7);
     assert_eq!(stats.total(), 1000);
@@ -83,7 +87,7 @@ fn concurrent_records_are_all_counted() {
             let stats = stats.clone();
             std::thread::spawn(move || {
                 for i in 0..10_000u64 {
-                    let status = if (i + t) % 10 == 0 { 502 } else { 200 };
+                    let status = if (i + t).is_multiple_of(10) { 502 } else { 200 };
                     stats.record(&outcome(&http::Method::GET, status, Some(3), true));
                 }
             })
@@ -272,7 +276,10 @@ fn apm_values_for_a_known_mix() {
     assert!(matches!(parse_window("2h"), Err(WindowError::TooLong(_))));
     assert!(matches!(parse_window("0s"), Err(WindowError::Zero)));
     assert!(matches!(parse_window("5"), Err(WindowError::Invalid(..))));
-    assert!(matches!(parse_window("fast"), Err(WindowError::Invalid(..))));
+    assert!(matches!(
+        parse_window("fast"),
+        Err(WindowError::Invalid(..))
+    ));
 }
 
 #[test]
@@ -285,7 +292,14 @@ fn status_figures() {
     let p99 = f.p99_ms.expect("timed requests");
     assert!((20.0..22.0).contains(&p50) && (20.0..22.0).contains(&p99));
     let json = serde_json::to_value(&f).expect("serializes");
-    for key in ["requests", "errors", "error_rate", "p50_ms", "p99_ms", "rps"] {
+    for key in [
+        "requests",
+        "errors",
+        "error_rate",
+        "p50_ms",
+        "p99_ms",
+        "rps",
+    ] {
         assert!(json.get(key).is_some(), "{key} missing in {json}");
     }
     let empty = version_figures(&Reading::default(), Duration::ZERO);
@@ -381,7 +395,10 @@ fn exported_text_has_spec_families_and_parses() {
     shared.gauges.aborts.store(2, Relaxed);
 
     let text = export::encode(&shared);
-    assert!(!text.contains("# EOF"), "Prometheus 0.0.4 text, not OpenMetrics");
+    assert!(
+        !text.contains("# EOF"),
+        "Prometheus 0.0.4 text, not OpenMetrics"
+    );
     for (family, kind) in [
         ("http_requests_total", "counter"),
         ("http_request_duration_seconds", "histogram"),
@@ -394,7 +411,10 @@ fn exported_text_has_spec_families_and_parses() {
             text.contains(&format!("# TYPE {family} {kind}\n")),
             "TYPE of {family}"
         );
-        assert!(text.contains(&format!("# HELP {family} ")), "HELP of {family}");
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "HELP of {family}"
+        );
     }
     let samples: Vec<Sample> = text
         .lines()
@@ -444,7 +464,10 @@ fn exported_text_has_spec_families_and_parses() {
         assert!(b.value >= prev, "cumulative");
         prev = b.value;
     }
-    assert_eq!(buckets.last().map(|b| b.labels["le"].as_str()), Some("+Inf"));
+    assert_eq!(
+        buckets.last().map(|b| b.labels["le"].as_str()),
+        Some("+Inf")
+    );
     assert_eq!(prev, 1000.0);
 
     // histogram_quantile as Prometheus computes it, within 10% of the truth

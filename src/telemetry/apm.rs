@@ -25,12 +25,7 @@ pub fn apm_metrics(reading: &Reading, span: Duration) -> ApmMetrics {
     let secs = span.as_secs_f64();
     ApmMetrics {
         error_rate: round2(reading.error_rate_pct().unwrap_or(0.0)),
-        response_time: round2(
-            reading
-                .latency
-                .mean_ms()
-                .unwrap_or(0.0),
-        ),
+        response_time: round2(reading.latency.mean_ms().unwrap_or(0.0)),
         throughput: if secs > 0.0 {
             round2(reading.requests as f64 * 60.0 / secs)
         } else {

@@ -67,7 +67,10 @@ impl Scrape {
         for b in &snap.backends {
             for e in &b.pool.endpoints {
                 // a listed-twice endpoint must not become a duplicate series
-                if !endpoints.iter().any(|(r, l, _)| *r == b.role && *l == e.label) {
+                if !endpoints
+                    .iter()
+                    .any(|(r, l, _)| *r == b.role && *l == e.label)
+                {
                     endpoints.push((b.role, e.label.clone(), e.is_healthy()));
                 }
             }
@@ -222,7 +225,10 @@ impl Collector for Scrape {
             "upstream_endpoint_healthy",
             "1 while the endpoint passes its health checks.",
             self.endpoints.iter().map(|(role, label, healthy)| {
-                let l = vec![("role", role.as_str().to_string()), ("endpoint", label.clone())];
+                let l = vec![
+                    ("role", role.as_str().to_string()),
+                    ("endpoint", label.clone()),
+                ];
                 (l, Gauge(if *healthy { 1.0 } else { 0.0 }))
             }),
             MetricType::Gauge,
