@@ -15,7 +15,7 @@ ROUNDS=${ROUNDS:-3}        # interleaved rounds of the max-throughput run
 DURATION=${DURATION:-8}    # seconds per wrk run
 CONNS=${CONNS:-50}         # wrk connections (keep-alive)
 RATE=${RATE:-5000}         # fixed offered rate for the latency runs (below every proxy's max)
-IDLE=${IDLE:-10000}        # idle keep-alive connections for the memory test
+IDLE=${IDLE:-8000}         # idle keep-alive connections (HAProxy needs 2 fds each; the fd hard limit here is 20000)
 WORK=$(mktemp -d /tmp/cp-compare.XXXXXX)
 OUT=${OUT:-$ROOT/benches/results/latest.md}
 PROXY_CORE=0; LOAD_CORE=1
@@ -38,7 +38,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/n
 # ---- upstream pair: nginx, one worker, core 1 -------------------------------
 cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1; daemon off; pid $WORK/upstream.pid; error_log $WORK/upstream.err warn;
-events { worker_connections 30000; }
+events { worker_connections 19000; }
 http {
   access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
   server { listen 127.0.0.1:18081 backlog=4096; location / { add_header x-version stable; return 200 "hello from stable\n"; } }
@@ -51,7 +51,7 @@ wait_port 18081; wait_port 18082
 # ---- the proxies, each started only for its own runs -------------------------
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 30000; }
+events { worker_connections 19000; }
 http {
   access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
   upstream stable { server 127.0.0.1:18081; keepalive 128; keepalive_requests 10000000; }
@@ -70,7 +70,7 @@ CONF
 cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 30000
+  maxconn 9500
 defaults
   mode http
   timeout connect 1s
@@ -127,6 +127,7 @@ proc_ticks() {
 }
 proc_rss_kb() {
   local pid=$1 total=0 p
+  [ -z "$pid" ] && { echo 0; return; }
   for p in $pid $(pgrep -P "$pid" || true); do
     [ -r /proc/$p/status ] || continue
     total=$(( total + $(awk '/VmRSS/{print $2}' /proc/$p/status) ))

@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
         http::Method::from_bytes(b"PURGE").unwrap_or(http::Method::GET),
     ];
     for i in 0..5000u64 {
-        let role = if i % 4 == 0 {
+        let role = if i.is_multiple_of(4) {
             Role::Canary
         } else {
             Role::Stable
@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
             status,
             latency: Some(latency),
             // every 20th request is override-routed (QA traffic): not evidence
-            evidence: i % 20 != 0,
+            evidence: !i.is_multiple_of(20),
             error: matches!(status, 500..=599),
         };
         snap.backend(role).stats.record(&outcome);

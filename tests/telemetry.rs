@@ -87,7 +87,7 @@ fn concurrent_records_are_all_counted() {
             let stats = stats.clone();
             std::thread::spawn(move || {
                 for i in 0..10_000u64 {
-                    let status = if (i + t) % 10 == 0 { 502 } else { 200 };
+                    let status = if (i + t).is_multiple_of(10) { 502 } else { 200 };
                     stats.record(&outcome(&http::Method::GET, status, Some(3), true));
                 }
             })

@@ -3,7 +3,7 @@
 -- Counts which version answered (x-version header) and prints p50/p99/p99.9.
 local gap = 10
 local threads = {}
-local counts = {}
+counts = {}  -- global: read by thread:get() in done()
 
 function setup(thread)
   table.insert(threads, thread)
