@@ -64,7 +64,10 @@ impl Counted {
                     sent.fetch_add(1, Ordering::SeqCst);
                     match client.get(addr, "/").await {
                         Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::SeqCst),
-                        _ => failed.fetch_add(1, Ordering::SeqCst),
+                        other => {
+                            eprintln!("load: failed request: {:?}", other.map(|r| r.status));
+                            failed.fetch_add(1, Ordering::SeqCst)
+                        }
                     };
                     tokio::time::sleep(pause).await;
                 }
@@ -235,7 +238,8 @@ async fn hanging_canary_gets_504_counts_errors_and_is_aborted() {
     .await;
     let mut codes = std::collections::BTreeMap::new();
     let c = TestClient::new();
-    for _ in 0..40 {
+    // Traffic until the guard acts (bounded: at most 300 requests of <= 150 ms).
+    for _ in 0..300 {
         let r = c.get(app.proxy_addr, "/").await.unwrap();
         *codes.entry(r.status.as_u16()).or_insert(0) += 1;
         if app.shared.snapshot.load().weight_bp == 0 {
@@ -382,9 +386,16 @@ async fn graceful_shutdown_under_load_finishes_every_request() {
     let registry = app.shared.clone();
     let load = Counted::start(addr, 8, Duration::from_millis(1));
     flowing(&load, 100).await;
-    // Stop issuing new requests and shut down at once: whatever is in flight
-    // must complete with 200.
+    // Stop issuing new requests, wait until every request sent has reached an
+    // upstream (so none is racing a keep-alive close, which RFC 9112 §9.3.1
+    // leaves to client retries), then shut down with those still in flight:
+    // each must complete with 200.
     load.stop.store(true, Ordering::SeqCst);
+    let sent = || load.sent.load(Ordering::SeqCst) as usize;
+    assert!(eventually(Duration::from_secs(5), || stable.hits() + canary.hits() == sent()).await);
+    let in_flight = load.sent.load(Ordering::SeqCst) - load.ok() - load.failed.load(Ordering::SeqCst);
+    assert!(in_flight > 0, "nothing in flight at shutdown");
+    println!("graceful_shutdown: {in_flight} requests in flight at shutdown");
     app.shutdown().await;
     let res = load.finish().await;
     let n: u64 = registry.registry.all().iter().map(|v| v.total()).sum();
