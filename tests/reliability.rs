@@ -136,7 +136,10 @@ async fn hostile_requests_get_4xx_and_never_disturb_other_clients() {
     let cases: [(&[u8], &str); 5] = [
         (b"\x00\x01garbage\xff\r\n\r\n", "400"),
         (b"GET / HTTP/1.1\r\nho st: x\r\n\r\n", "400"),
-        (b"GET / HTTP/1.1\r\nhost: x\r\nbad\x01name: y\r\n\r\n", "400"),
+        (
+            b"GET / HTTP/1.1\r\nhost: x\r\nbad\x01name: y\r\n\r\n",
+            "400",
+        ),
         (b"GET /\x7f HTTP/9.9\r\n\r\n", "400"),
         (
             b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
@@ -153,16 +156,27 @@ async fn hostile_requests_get_4xx_and_never_disturb_other_clients() {
         // The connection is closed after the error (read_to_end returned).
         assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{r}");
     }
-    let big = format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "a".repeat(20_000));
-    assert!(raw(app.proxy_addr, big.as_bytes()).await.starts_with("HTTP/1.1 431"));
+    let big = format!(
+        "GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert!(raw(app.proxy_addr, big.as_bytes())
+        .await
+        .starts_with("HTTP/1.1 431"));
 
     flowing(&load, 20).await;
     let sent_ok = load.finish().await;
     assert_eq!(sent_ok.2, 0, "a normal client failed: {sent_ok:?}");
     // None of the hostile requests reached an upstream: it saw only the load's GETs.
-    let seen: Vec<_> = stable.requests().into_iter().chain(canary.requests()).collect();
+    let seen: Vec<_> = stable
+        .requests()
+        .into_iter()
+        .chain(canary.requests())
+        .collect();
     assert!(seen.len() > before);
-    assert!(seen.iter().all(|s| s.method == http::Method::GET && s.path == "/"));
+    assert!(seen
+        .iter()
+        .all(|s| s.method == http::Method::GET && s.path == "/"));
     app.shutdown().await;
 }
 
@@ -197,7 +211,9 @@ async fn a_client_that_stops_reading_back_pressures_the_upstream() {
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
 
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
-    s.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -213,10 +229,20 @@ async fn a_client_that_stops_reading_back_pressures_the_upstream() {
         last = now;
         assert!(now < TOTAL, "upstream wrote everything: no back-pressure");
     }
-    assert!(last < 64 * 1024 * 1024, "{last} bytes buffered for a stalled client");
+    assert!(
+        last < 64 * 1024 * 1024,
+        "{last} bytes buffered for a stalled client"
+    );
     println!("stalled client: upstream stalled after {} KiB", last / 1024);
     // Other clients are still served meanwhile.
-    assert_eq!(TestClient::new().get(app.proxy_addr, "/").await.unwrap().status, 200);
+    assert_eq!(
+        TestClient::new()
+            .get(app.proxy_addr, "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     drop(s);
     app.shutdown().await;
 }
@@ -250,7 +276,13 @@ async fn hanging_canary_gets_504_counts_errors_and_is_aborted() {
     assert!(codes.keys().all(|k| *k == 200 || *k == 504), "{codes:?}");
     assert!(count(&app, canary_proxy::Role::Canary, 504) > 0);
     assert!(
-        eventually(Duration::from_secs(5), || app.shared.snapshot.load().weight_bp == 0).await,
+        eventually(Duration::from_secs(5), || app
+            .shared
+            .snapshot
+            .load()
+            .weight_bp
+            == 0)
+        .await,
         "hanging canary was not aborted"
     );
     let s = status(&app).await;
@@ -293,7 +325,14 @@ async fn thousand_weight_changes_under_load_lose_nothing() {
     flowing(&load, 50).await;
     for i in 0..1000u32 {
         let w = (i * 7) % 101;
-        let (code, s) = admin(&app, "PUT", "/api/v1/weight", Some(&format!("{{\"canary_weight\": {w}}}")), None).await;
+        let (code, s) = admin(
+            &app,
+            "PUT",
+            "/api/v1/weight",
+            Some(&format!("{{\"canary_weight\": {w}}}")),
+            None,
+        )
+        .await;
         assert_eq!(code, 200, "{s}");
     }
     let r = load.finish().await;
@@ -352,17 +391,27 @@ async fn fifty_reloads_and_an_invalid_one_under_load_lose_nothing() {
     let load = Counted::start(app.proxy_addr, WORKERS, PAUSE);
     flowing(&load, 50).await;
     let before_status = status(&app).await;
-    std::fs::write(&path, "listen: 127.0.0.1:0\nupstreams: {}\nrouting: { canary_weight: 300 }\n").unwrap();
+    std::fs::write(
+        &path,
+        "listen: 127.0.0.1:0\nupstreams: {}\nrouting: { canary_weight: 300 }\n",
+    )
+    .unwrap();
     let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
     assert_eq!(code, 400, "{e}");
-    assert!(e["error"].as_str().unwrap_or("").contains("canary_weight"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("canary_weight"),
+        "{e}"
+    );
     flowing(&load, 50).await;
     let res = load.finish().await;
     let n = counted(&app) - before;
     report("invalid_reload", res, n);
     assert_eq!((res.2, res.1, n), (0, res.0, res.0));
     let after_status = status(&app).await;
-    assert_eq!(after_status["canary_weight"], before_status["canary_weight"]);
+    assert_eq!(
+        after_status["canary_weight"],
+        before_status["canary_weight"]
+    );
     let r = TestClient::new().get(app.proxy_addr, "/").await.unwrap();
     assert!(r.header("x-served-0").is_some());
     app.shutdown().await;
@@ -372,9 +421,8 @@ async fn fifty_reloads_and_an_invalid_one_under_load_lose_nothing() {
 async fn graceful_shutdown_under_load_finishes_every_request() {
     // Each request takes 30 ms upstream, so shutdown always meets some in flight.
     let slow = |name: &str| {
-        TestServer::named(name).fallback(|_| {
-            resp::delayed(Duration::from_millis(30), resp::text(200, "ok"))
-        })
+        TestServer::named(name)
+            .fallback(|_| resp::delayed(Duration::from_millis(30), resp::text(200, "ok")))
     };
     let (stable, canary) = (slow("stable").start().await, slow("canary").start().await);
     let app = start_proxy(
@@ -392,8 +440,13 @@ async fn graceful_shutdown_under_load_finishes_every_request() {
     // each must complete with 200.
     load.stop.store(true, Ordering::SeqCst);
     let sent = || load.sent.load(Ordering::SeqCst) as usize;
-    assert!(eventually(Duration::from_secs(5), || stable.hits() + canary.hits() == sent()).await);
-    let in_flight = load.sent.load(Ordering::SeqCst) - load.ok() - load.failed.load(Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(5), || stable.hits() + canary.hits()
+            == sent())
+        .await
+    );
+    let in_flight =
+        load.sent.load(Ordering::SeqCst) - load.ok() - load.failed.load(Ordering::SeqCst);
     assert!(in_flight > 0, "nothing in flight at shutdown");
     println!("graceful_shutdown: {in_flight} requests in flight at shutdown");
     app.shutdown().await;
@@ -422,14 +475,29 @@ async fn corrupt_state_or_leftover_temp_file_never_breaks_the_start() {
     let path = dir.path().join("config.yaml");
 
     // A crash between temp write and rename leaves a torn temp file behind.
-    std::fs::write(dir.path().join(".state.json.tmp.12345"), b"{\"version\": \"v2\", \"pha").unwrap();
+    std::fs::write(
+        dir.path().join(".state.json.tmp.12345"),
+        b"{\"version\": \"v2\", \"pha",
+    )
+    .unwrap();
     let app = start_from_file(&text, &path).await;
-    admin(&app, "PUT", "/api/v1/weight", Some("{\"canary_weight\": 33}"), None).await;
+    admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some("{\"canary_weight\": 33}"),
+        None,
+    )
+    .await;
     admin(&app, "POST", "/api/v1/abort", None, None).await;
     app.shutdown().await;
     let app = start_from_file(&text, &path).await;
     let s = status(&app).await;
-    assert_eq!((s["abort"].as_bool(), s["canary_weight"].as_f64()), (Some(true), Some(0.0)), "{s}");
+    assert_eq!(
+        (s["abort"].as_bool(), s["canary_weight"].as_f64()),
+        (Some(true), Some(0.0)),
+        "{s}"
+    );
     // Aborted canary: no weighted traffic after restart.
     for _ in 0..30 {
         let r = TestClient::new().get(app.proxy_addr, "/").await.unwrap();
@@ -438,12 +506,24 @@ async fn corrupt_state_or_leftover_temp_file_never_breaks_the_start() {
     app.shutdown().await;
 
     // A corrupt state file: the start succeeds from the config (and logs why).
-    for junk in [&b"{not json"[..], b"", b"\xff\xfe\x00", b"{\"version\":\"v2\",\"phase\":\"Nope\"}"] {
+    for junk in [
+        &b"{not json"[..],
+        b"",
+        b"\xff\xfe\x00",
+        b"{\"version\":\"v2\",\"phase\":\"Nope\"}",
+    ] {
         std::fs::write(&state, junk).unwrap();
         let app = start_from_file(&text, &path).await;
         let s = status(&app).await;
         assert_eq!(s["canary_weight"].as_f64(), Some(10.0), "{s}");
-        assert_eq!(TestClient::new().get(app.proxy_addr, "/").await.unwrap().status, 200);
+        assert_eq!(
+            TestClient::new()
+                .get(app.proxy_addr, "/")
+                .await
+                .unwrap()
+                .status,
+            200
+        );
         app.shutdown().await;
     }
 }
@@ -470,7 +550,9 @@ async fn tls_upstream(ck: &rcgen::CertifiedKey) -> (SocketAddr, JoinHandle<()>) 
         while let Ok((tcp, _)) = l.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = hyper::service::service_fn(|_r: Request<Incoming>| async {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("secure"))))
                 });
@@ -502,9 +584,172 @@ async fn https_upstream_fails_closed_without_its_ca_and_works_with_it() {
     assert_eq!(r.status, 502, "self-signed upstream accepted: {}", r.text());
     app.shutdown().await;
 
-    let app = start_proxy(&cfg(&format!(", ca: {}", ca.display())), &[("canary", &canary)]).await;
+    let app = start_proxy(
+        &cfg(&format!(", ca: {}", ca.display())),
+        &[("canary", &canary)],
+    )
+    .await;
     let r = TestClient::new().get(app.proxy_addr, "/").await.unwrap();
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "secure"));
     app.shutdown().await;
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_canary_gets_502_counts_errors_and_is_aborted() {
+    let stable = TestServer::named("stable").start().await;
+    let app = start_proxy(
+        "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  stable: { version: v1, endpoints: [\"{stable}\"] }\n  canary: { version: v2, endpoints: [\"{dead}\"] }\nrouting: { canary_weight: 50 }\nanalysis: { error_rate: { max: 5.0 } }\n",
+        &[("stable", &stable)],
+    )
+    .await;
+    let c = TestClient::new();
+    let mut codes = std::collections::BTreeMap::new();
+    let t = std::time::Instant::now();
+    for _ in 0..2000 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        let code = r.status.as_u16();
+        *codes.entry(code).or_insert(0) += 1;
+        if code == 200 {
+            assert_eq!(r.text(), "stable");
+        }
+        if app.shared.snapshot.load().weight_bp == 0 {
+            break;
+        }
+    }
+    assert!(
+        app.shared.snapshot.load().weight_bp == 0,
+        "not aborted: {codes:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(codes.keys().all(|k| *k == 200 || *k == 502), "{codes:?}");
+    assert!(count(&app, canary_proxy::Role::Canary, 502) > 0);
+    let s = status(&app).await;
+    assert_eq!(s["abort"], true, "{s}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_canary_endpoint_never_disturbs_the_stable() {
+    let up = Arc::new(AtomicBool::new(true));
+    let u = up.clone();
+    let flappy = TestServer::named("canary")
+        .fallback(move |_| {
+            let ok = u.load(Ordering::SeqCst);
+            async move {
+                if ok {
+                    resp::text(200, "canary")
+                } else {
+                    resp::text(503, "down")
+                }
+            }
+        })
+        .start()
+        .await;
+    let stable = TestServer::named("stable").start().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 30 }\nanalysis: { error_rate: { max: 100.0 } }\n").replace(
+            "endpoints: [\"{canary}\"] }",
+            "endpoints: [\"{canary}\"], health_check: { interval: 30ms, timeout: 25ms, unhealthy_after: 1, healthy_after: 1 } }",
+        ),
+        &[("stable", &stable), ("canary", &flappy)],
+    )
+    .await;
+    let flipper = {
+        let up = up.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                up.fetch_xor(true, Ordering::SeqCst);
+            }
+        })
+    };
+    let c = TestClient::new();
+    let (mut stable_ok, mut canary_seen) = (0, 0);
+    while !flipper.is_finished() {
+        let t = std::time::Instant::now();
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1), "slow while flapping");
+        match r.text().as_str() {
+            "stable" => {
+                assert_eq!(r.status, 200);
+                stable_ok += 1
+            }
+            _ => canary_seen += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!("flapping: stable_ok={stable_ok} canary={canary_seen}");
+    assert!(
+        stable_ok > 100 && canary_seen > 0,
+        "{stable_ok} {canary_seen}"
+    );
+    let k = kinds(&events(&app).await);
+    assert!(k.iter().filter(|k| *k == "unhealthy").count() >= 2, "{k:?}");
+    app.shutdown().await;
+}
+
+/// The TLS listener speaks 1.2 and 1.3 only (src/proxy/tls.rs sets the
+/// versions). Checked from outside with `openssl s_client` when installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listener_refuses_tls_1_1() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        println!("openssl not installed: TLS 1.1 refusal checked by src/proxy/tls.rs only");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (stable, canary) = pair().await;
+    let tls = format!(
+        "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let app = start_proxy(&yaml(&tls), &[("stable", &stable), ("canary", &canary)]).await;
+    let addr = app.tls_addr.unwrap().to_string();
+    let handshake = |args: &'static [&'static str]| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("timeout")
+                .arg("10")
+                .arg("openssl")
+                .args(["s_client", "-connect", &addr, "-servername", "localhost"])
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), text)
+        })
+    };
+    let (ok12, out12) = handshake(&["-tls1_2"]).await.unwrap();
+    assert!(ok12 && out12.contains("TLSv1.2"), "{out12}");
+    // SECLEVEL=0 so the client itself is willing to offer 1.1: the refusal is the server's.
+    let (ok11, out11) = handshake(&["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+        .await
+        .unwrap();
+    println!(
+        "tls1_1 attempt: {}",
+        out11
+            .lines()
+            .filter(|l| l.contains("alert") || l.contains("error"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    assert!(!ok11 || !out11.contains("Protocol  : TLSv1.1"), "{out11}");
+    assert!(
+        out11.contains("alert") || out11.contains("no protocols"),
+        "{out11}"
+    );
+    app.shutdown().await;
 }

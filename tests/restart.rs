@@ -53,10 +53,7 @@ impl Proc {
             Ok((Some(p), Some(a))) => (p, a),
             other => {
                 let _ = child.kill();
-                panic!(
-                    "no readiness line ({other:?}): {:?}",
-                    log.lock().unwrap()
-                );
+                panic!("no readiness line ({other:?}): {:?}", log.lock().unwrap());
             }
         };
         Proc {
@@ -146,8 +143,18 @@ async fn kill_9_mid_rollout_and_after_abort_restarts_where_it_was() {
     let p = Proc::start(&path);
     let s = p.status().await;
     assert_eq!(
-        (&s["canary_weight"], &s["step_index"], &s["phase"], &s["abort"]),
-        (&before["canary_weight"], &before["step_index"], &before["phase"], &before["abort"]),
+        (
+            &s["canary_weight"],
+            &s["step_index"],
+            &s["phase"],
+            &s["abort"]
+        ),
+        (
+            &before["canary_weight"],
+            &before["step_index"],
+            &before["phase"],
+            &before["abort"]
+        ),
         "after kill -9 mid-rollout: {s}"
     );
 
@@ -158,14 +165,22 @@ async fn kill_9_mid_rollout_and_after_abort_restarts_where_it_was() {
 
     let p = Proc::start(&path);
     let s = p.status().await;
-    assert_eq!((&s["abort"], &s["canary_weight"]), (&Value::Bool(true), &serde_json::json!(0.0)), "{s}");
+    assert_eq!(
+        (&s["abort"], &s["canary_weight"]),
+        (&Value::Bool(true), &serde_json::json!(0.0)),
+        "{s}"
+    );
     let hits = canary.hits();
     let c = TestClient::new();
     for _ in 0..100 {
         let r = c.get(p.proxy, "/").await.unwrap();
         assert_eq!(r.text(), "stable");
     }
-    assert_eq!(canary.hits(), hits, "aborted canary got traffic after restart");
+    assert_eq!(
+        canary.hits(),
+        hits,
+        "aborted canary got traffic after restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,14 +189,26 @@ async fn damaged_state_file_is_reported_and_the_start_goes_on() {
     let canary = TestServer::named("canary").start().await;
     let dir = tempfile::tempdir().unwrap();
     let (path, state) = (dir.path().join("c.yaml"), dir.path().join("state.json"));
-    std::fs::write(&path, config(&stable, &canary, &state, "routing: { canary_weight: 10 }\n")).unwrap();
+    std::fs::write(
+        &path,
+        config(&stable, &canary, &state, "routing: { canary_weight: 10 }\n"),
+    )
+    .unwrap();
     // A torn temp file from a crash mid-write, and a corrupt state file.
     std::fs::write(dir.path().join(".state.json.tmp.4242"), "{\"vers").unwrap();
     std::fs::write(&state, "{\"version\": \"v2\", \"phase\": ").unwrap();
     let p = Proc::start(&path);
-    assert_eq!(p.log_count("corrupt state file"), 1, "{:?}", p.log.lock().unwrap());
+    assert_eq!(
+        p.log_count("corrupt state file"),
+        1,
+        "{:?}",
+        p.log.lock().unwrap()
+    );
     assert_eq!(p.status().await["canary_weight"], 10.0);
-    assert_eq!(TestClient::new().get(p.proxy, "/").await.unwrap().status, 200);
+    assert_eq!(
+        TestClient::new().get(p.proxy, "/").await.unwrap().status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,8 +241,13 @@ async fn fifty_reloads_by_sighup_and_api_under_load_lose_nothing() {
     );
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (stop, sent, ok, failed, addr) =
-                (stop.clone(), sent.clone(), ok.clone(), failed.clone(), p.proxy);
+            let (stop, sent, ok, failed, addr) = (
+                stop.clone(),
+                sent.clone(),
+                ok.clone(),
+                failed.clone(),
+                p.proxy,
+            );
             tokio::spawn(async move {
                 let c = TestClient::new();
                 while !stop.load(Ordering::SeqCst) {
@@ -236,7 +268,11 @@ async fn fifty_reloads_by_sighup_and_api_under_load_lose_nothing() {
         let ok = ok.clone();
         async move {
             let base = ok.load(Ordering::SeqCst);
-            assert!(eventually(Duration::from_secs(10), || ok.load(Ordering::SeqCst) >= base + n).await);
+            assert!(
+                eventually(Duration::from_secs(10), || ok.load(Ordering::SeqCst)
+                    >= base + n)
+                .await
+            );
         }
     };
     flowing(50).await;
@@ -246,7 +282,10 @@ async fn fifty_reloads_by_sighup_and_api_under_load_lose_nothing() {
             p.signal("-HUP");
             let want = i / 2;
             assert!(
-                eventually(Duration::from_secs(5), || p.log_count("config reloaded (SIGHUP)") == want).await,
+                eventually(Duration::from_secs(5), || p
+                    .log_count("config reloaded (SIGHUP)")
+                    == want)
+                .await,
                 "SIGHUP #{want} not applied: {:?}",
                 p.log.lock().unwrap().last()
             );
@@ -265,7 +304,11 @@ async fn fifty_reloads_by_sighup_and_api_under_load_lose_nothing() {
     assert!(r.header("x-served-0").is_some(), "{:?}", r.headers);
 
     // What /metrics says was served (the extra GET above included).
-    let m = TestClient::new().get(p.admin, "/metrics").await.unwrap().text();
+    let m = TestClient::new()
+        .get(p.admin, "/metrics")
+        .await
+        .unwrap()
+        .text();
     let counted: u64 = m
         .lines()
         .filter(|l| l.starts_with("http_requests_total{"))
