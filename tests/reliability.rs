@@ -133,7 +133,20 @@ async fn hostile_requests_get_4xx_and_never_disturb_other_clients() {
     flowing(&load, 20).await;
     let before = stable.hits() + canary.hits();
 
-    let cases: [(&[u8], &str); 5] = [
+    let cases: [(&[u8], &str); 9] = [
+        (
+            b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip\r\n\r\nabc",
+            "400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: +3\r\n\r\nabc",
+            "400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3, 4\r\n\r\nabcd",
+            "400",
+        ),
+        (b"GET / HTTP/1.1\r\nhost: x\r\n folded: y\r\n\r\n", "400"),
         (b"\x00\x01garbage\xff\r\n\r\n", "400"),
         (b"GET / HTTP/1.1\r\nho st: x\r\n\r\n", "400"),
         (
@@ -752,4 +765,15 @@ async fn tls_listener_refuses_tls_1_1() {
         "{out11}"
     );
     app.shutdown().await;
+}
+
+#[test]
+fn admin_listener_defaults_to_loopback() {
+    let c = config::parse(
+        "listen: 127.0.0.1:0\nupstreams: { stable: { endpoints: [\"http://127.0.0.1:1\"] }, canary: { endpoints: [\"http://127.0.0.1:1\"] } }\n",
+        &|_| None,
+    )
+    .expect("minimal config");
+    let addr: SocketAddr = c.admin.listen.parse().expect("admin.listen is an address");
+    assert!(addr.ip().is_loopback(), "{addr}");
 }
