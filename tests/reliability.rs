@@ -777,3 +777,56 @@ fn admin_listener_defaults_to_loopback() {
     let addr: SocketAddr = c.admin.listen.parse().expect("admin.listen is an address");
     assert!(addr.ip().is_loopback(), "{addr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_oversized_headers_are_refused_and_the_connection_lives_on() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("limits: { max_header_bytes: 8192 }"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let c = TestClient::h2c();
+    let big = "a".repeat(20_000);
+    let r = c
+        .get_with(app.proxy_addr, "/", &[("x-big", &big)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 431);
+    assert_eq!(
+        stable.hits() + canary.hits(),
+        0,
+        "oversized request forwarded"
+    );
+    let r = c.get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!((r.status.as_u16(), r.version), (200, http::Version::HTTP_2));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tls_client_is_dropped_after_header_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (stable, canary) = pair().await;
+    let tls = format!(
+        "timeouts: {{ header_read: 300ms }}\ntls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let app = start_proxy(&yaml(&tls), &[("stable", &stable), ("canary", &canary)]).await;
+    let t = std::time::Instant::now();
+    let mut s = TcpStream::connect(app.tls_addr.unwrap()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("silent TLS connection was never closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    app.shutdown().await;
+}
