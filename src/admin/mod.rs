@@ -2,6 +2,11 @@
 mod auth;
 mod routes;
 
+// The pure parsers of admin input (Authorization header, bodies, queries),
+// public so the fuzz targets in `fuzz/` can reach them.
+pub use auth::authorized;
+pub use routes::{parse_apm_query, parse_full, parse_weight, ApmQuery};
+
 use crate::app::Shared;
 use crate::config::Config;
 use crate::controller::ControllerHandle;

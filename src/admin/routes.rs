@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -172,9 +173,14 @@ struct WeightBody {
 }
 
 /// `{"canary_weight": 35}`: a number in 0..=100 with at most 2 decimals.
-pub(crate) fn parse_weight(body: &[u8]) -> Result<f64, String> {
+pub fn parse_weight(body: &[u8]) -> Result<f64, String> {
     let b: WeightBody = serde_json::from_slice(body)
         .map_err(|e| format!("body must be {{\"canary_weight\": <0..100>}}: {e}"))?;
+    // serde also fills a struct from a JSON array (`[35]`): only an object is the
+    // documented shape (found by fuzz/fuzz_targets/admin.rs).
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("body must be {\"canary_weight\": <0..100>}: expected a JSON object".into());
+    }
     let w = b.canary_weight;
     if !w.is_finite() || !(0.0..=100.0).contains(&w) {
         return Err(format!("canary_weight {w} is out of range 0..100"));
@@ -192,7 +198,9 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
-fn parse_full(query: &str) -> Result<bool, String> {
+/// `?full=` of `POST /api/v1/promote`: absent, `false`, `0` → false; `true`, `1`,
+/// empty → true; anything else is the 400 message.
+pub fn parse_full(query: &str) -> Result<bool, String> {
     match query_pairs(query)
         .find(|(k, _)| *k == "full")
         .map(|(_, v)| v)
@@ -203,42 +211,56 @@ fn parse_full(query: &str) -> Result<bool, String> {
     }
 }
 
-/// `GET /v1/metrics?app=&metric=&window=&version=` (the APM query shape).
-fn apm_metrics(state: &AdminState, query: &str) -> Resp {
-    let view = state.controller.view();
+/// The parsed `GET /v1/metrics` query: the window asked for (`None`: the
+/// configured `analysis.window`) and the version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApmQuery {
+    pub window: Option<Duration>,
+    pub role: Role,
+}
+
+/// Parses `app=&metric=&window=&version=` (the APM query shape); `versions` is
+/// `[stable, canary]` as named in the status. The error is the 400 message.
+pub fn parse_apm_query(query: &str, versions: &[String; 2]) -> Result<ApmQuery, String> {
     let mut window = None;
     let mut role = Role::Canary;
     for (k, v) in query_pairs(query) {
         match k {
             "app" => {}
             "metric" if !matches!(v, "errorRate" | "responseTime" | "throughput") => {
-                return error(
-                    400,
-                    format!("metric={v}: expected errorRate, responseTime or throughput"),
-                );
+                return Err(format!(
+                    "metric={v}: expected errorRate, responseTime or throughput"
+                ));
             }
             "window" => match apm::parse_window(v) {
                 Ok(d) => window = Some(d),
-                Err(e) => return error(400, e),
+                Err(e) => return Err(e.to_string()),
             },
             "version" => {
-                role = if v == "canary" || v == view.versions[1] {
+                role = if v == "canary" || v == versions[1] {
                     Role::Canary
-                } else if v == "stable" || v == view.versions[0] {
+                } else if v == "stable" || v == versions[0] {
                     Role::Stable
                 } else {
-                    return error(
-                        400,
-                        format!(
-                            "version={v}: expected stable, canary, {} or {}",
-                            view.versions[0], view.versions[1]
-                        ),
-                    );
+                    return Err(format!(
+                        "version={v}: expected stable, canary, {} or {}",
+                        versions[0], versions[1]
+                    ));
                 }
             }
             _ => {}
         }
     }
+    Ok(ApmQuery { window, role })
+}
+
+/// `GET /v1/metrics?app=&metric=&window=&version=` (the APM query shape).
+fn apm_metrics(state: &AdminState, query: &str) -> Resp {
+    let view = state.controller.view();
+    let ApmQuery { window, role } = match parse_apm_query(query, &view.versions) {
+        Ok(q) => q,
+        Err(msg) => return error(400, msg),
+    };
     let window = window.unwrap_or_else(|| state.shared.config.load().analysis.window.get());
     match state.controller.span(role, window) {
         Some((reading, covered)) => match serde_json::to_value(apm::apm_metrics(&reading, covered))
@@ -266,6 +288,8 @@ mod tests {
             br#"{"canary_weight": "35"}"#,
             br#"{"weight": 35}"#,
             br#"{"canary_weight": 35, "x": 1}"#,
+            b"[35]",
+            b" \n[0]",
             b"35",
             b"",
             b"{",
