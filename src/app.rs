@@ -201,9 +201,13 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    let mut rt = if config.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     rt.enable_all();
-    if config.workers > 0 {
+    if config.workers > 1 {
         rt.worker_threads(config.workers);
     }
     let rt = match rt.build() {

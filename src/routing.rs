@@ -178,6 +178,8 @@ pub struct Endpoint {
     pub healthy: AtomicBool,
     /// Requests in flight (for least-outstanding balancing and drain checks).
     pub outstanding: AtomicUsize,
+    /// Idle keep-alive connections (plain http; see `proxy::pool`).
+    pub conns: crate::proxy::pool::IdleConns,
 }
 
 impl Endpoint {
@@ -187,6 +189,7 @@ impl Endpoint {
             uri,
             healthy: AtomicBool::new(true),
             outstanding: AtomicUsize::new(0),
+            conns: Default::default(),
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Snapshot {
 pub struct Backend {
     pub role: Role,
     pub version: Arc<str>,
+    /// `version` as a response header value (`routing.response_header`), built once.
+    pub version_header: Option<http::HeaderValue>,
     pub pool: Arc<Pool>,
     /// Resolved here, once, so the request path records without a lookup.
     pub stats: Arc<VersionStats>,
@@ -133,6 +135,7 @@ impl Snapshot {
             Backend {
                 role,
                 stats: registry.version(role, &version),
+                version_header: http::HeaderValue::from_str(&version).ok(),
                 version,
                 pool,
             }

@@ -1,6 +1,7 @@
 //! Response bodies and the per-request recorder: exactly one `Outcome` per
 //! request, written when the response body ends, fails, or is dropped.
 use super::conn_io::Busy;
+use super::pool::Lease;
 use crate::telemetry::{Outcome, VersionStats};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -92,14 +93,17 @@ pub struct ProxyBody {
     recorder: Option<Recorder>,
     /// Keeps the connection marked busy until the body is done (see `conn_io`).
     busy: Option<Busy>,
+    /// The pooled upstream connection, handed back only once the body ended.
+    lease: Option<Lease>,
 }
 
 impl ProxyBody {
-    pub fn upstream(body: Incoming, recorder: Option<Recorder>) -> Self {
+    pub fn upstream(body: Incoming, recorder: Option<Recorder>, lease: Option<Lease>) -> Self {
         let mut b = ProxyBody {
             inner: Inner::Upstream(body),
             recorder,
             busy: None,
+            lease,
         };
         b.finish_if_ended();
         b
@@ -111,6 +115,7 @@ impl ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             recorder,
             busy: None,
+            lease: None,
         };
         b.finish_if_ended();
         b
@@ -127,9 +132,17 @@ impl ProxyBody {
 
     fn finish_if_ended(&mut self) {
         if self.is_end_stream() {
-            if let Some(mut r) = self.recorder.take() {
-                r.finish();
-            }
+            self.ended();
+        }
+    }
+
+    /// The body was delivered whole: record it and reuse the upstream connection.
+    fn ended(&mut self) {
+        if let Some(mut r) = self.recorder.take() {
+            r.finish();
+        }
+        if let Some(l) = self.lease.take() {
+            l.release();
         }
     }
 }
@@ -151,11 +164,7 @@ impl Body for ProxyBody {
             Inner::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
         };
         match &res {
-            None => {
-                if let Some(mut r) = this.recorder.take() {
-                    r.finish();
-                }
-            }
+            None => this.ended(),
             Some(Err(_)) => {
                 // The upstream failed after the headers: the client sees a
                 // truncated body, the guard sees an error.
@@ -163,12 +172,11 @@ impl Body for ProxyBody {
                     r.force_error();
                     r.finish();
                 }
+                this.lease = None;
             }
             Some(Ok(_)) => {
                 if this.is_end_stream() {
-                    if let Some(mut r) = this.recorder.take() {
-                        r.finish();
-                    }
+                    this.ended();
                 }
             }
         }

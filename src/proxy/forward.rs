@@ -3,6 +3,7 @@
 use super::body::{ProxyBody, Recorder};
 use super::client::{ReclaimBody, UpstreamBody};
 use super::conn_io::Busy;
+use super::pool::{self, Lease};
 use super::{headers, ids, upgrade, ConnCtx, Proxy};
 use crate::routing::{self, Endpoint, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
@@ -73,7 +74,7 @@ pub async fn handle(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let mut resp = match send(&proxy, &ctx, &snap, backend, req, upgrade).await {
-        Ok(mut up) => {
+        Ok((mut up, lease)) => {
             let status = up.status();
             let switching = status == StatusCode::SWITCHING_PROTOCOLS;
             if let (true, Some(client)) = (switching, client_upgrade) {
@@ -85,7 +86,7 @@ pub async fn handle(
                 status.as_u16(),
                 snap.settings.error_statuses.contains(status.as_u16()),
             );
-            Response::from_parts(parts, ProxyBody::upstream(body, Some(rec)))
+            Response::from_parts(parts, ProxyBody::upstream(body, Some(rec), lease))
         }
         Err(f) => {
             let status = f.status();
@@ -105,10 +106,8 @@ pub async fn handle(
             r
         }
     };
-    if let Some(name) = &snap.rules.response_header {
-        if let Ok(v) = HeaderValue::from_str(&backend.version) {
-            resp.headers_mut().insert(name.clone(), v);
-        }
+    if let (Some(name), Some(v)) = (&snap.rules.response_header, &backend.version_header) {
+        resp.headers_mut().insert(name.clone(), v.clone());
     }
     if let (Some(id), Some(StickyKey::Cookie(name))) = (&decision.assign_cookie, &snap.rules.sticky)
     {
@@ -135,9 +134,18 @@ fn upstream_uri(endpoint: &Uri, path: &PathAndQuery) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
+/// How one attempt failed.
+enum AttemptError {
+    /// Nothing reached the upstream: another endpoint may be tried.
+    Connect(String),
+    Other(String),
+}
+
 /// Sends the request to an endpoint of `backend`; a connect failure of an
 /// idempotent request is retried on another endpoint (the request was never
 /// handed to a connection, so nothing can have been applied twice).
+/// Plain-http endpoints go through the lock-free `pool`; https endpoints and
+/// upgrades through hyper-util's client (TLS, ALPN h2, upgrade support).
 async fn send(
     proxy: &Proxy,
     ctx: &ConnCtx,
@@ -145,7 +153,7 @@ async fn send(
     backend: &Backend,
     req: Request<Incoming>,
     upgrade: bool,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
     let settings = &snap.settings;
     let mut endpoint: Arc<Endpoint> = backend.pool.pick().ok_or(Failure::NoEndpoint)?.clone();
     let (mut parts, body) = req.into_parts();
@@ -158,7 +166,12 @@ async fn send(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::set_forwarded(&mut parts.headers, ctx.peer.ip(), ctx.proto, host.clone());
+    headers::set_forwarded(
+        &mut parts.headers,
+        ctx.peer_value.clone(),
+        ctx.proto,
+        host.clone(),
+    );
     headers::ensure_request_id(&mut parts.headers);
     if let Some(h) = host {
         parts.headers.insert(HOST, h);
@@ -175,7 +188,6 @@ async fn send(
     } else {
         0
     };
-    let client = proxy.clients().by_role[backend.role.index()].clone();
     let deadline = tokio::time::Instant::now() + settings.request_timeout;
     let mut body = (!http_body::Body::is_end_stream(&body)).then_some(body);
 
@@ -190,21 +202,49 @@ async fn send(
             }
             Some(b) => UpstreamBody::Incoming(b),
         };
-        let uri = upstream_uri(&endpoint.uri, &path).ok_or(Failure::Connect)?;
+        let pooled = !upgrade && endpoint.uri.scheme() == Some(&http::uri::Scheme::HTTP);
         let mut out = Request::new(upstream_body);
         *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = uri;
-        // The client picks h2 by ALPN per connection; the request itself is 1.1.
         *out.version_mut() = Version::HTTP_11;
         *out.headers_mut() = if retries > 0 {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
-        match tokio::time::timeout_at(deadline, client.request(out)).await {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Ok(resp)) => return Ok(resp),
-            Ok(Err(e)) if e.is_connect() => {
+        let attempt = if pooled {
+            *out.uri_mut() = Uri::from(path.clone());
+            if !out.headers().contains_key(HOST) {
+                if let Some(a) = endpoint.uri.authority() {
+                    if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                        out.headers_mut().insert(HOST, v);
+                    }
+                }
+            }
+            let sent = pool::send(
+                &endpoint,
+                out,
+                settings.connect_timeout,
+                settings.idle_timeout,
+            );
+            match tokio::time::timeout_at(deadline, sent).await {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(Ok((resp, lease))) => return Ok((resp, Some(lease))),
+                Ok(Err(pool::SendError::Connect(e))) => AttemptError::Connect(e.to_string()),
+                Ok(Err(pool::SendError::Http(e))) => AttemptError::Other(e.to_string()),
+            }
+        } else {
+            // The client picks h2 by ALPN per connection; the request itself is 1.1.
+            *out.uri_mut() = upstream_uri(&endpoint.uri, &path).ok_or(Failure::Connect)?;
+            let client = proxy.clients().by_role[backend.role.index()].clone();
+            match tokio::time::timeout_at(deadline, client.request(out)).await {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(Ok(resp)) => return Ok((resp, None)),
+                Ok(Err(e)) if e.is_connect() => AttemptError::Connect(e.to_string()),
+                Ok(Err(e)) => AttemptError::Other(e.to_string()),
+            }
+        };
+        match attempt {
+            AttemptError::Connect(e) => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
                 if retries == 0 {
                     return Err(Failure::Connect);
@@ -219,7 +259,7 @@ async fn send(
                     .ok_or(Failure::Connect)?
                     .clone();
             }
-            Ok(Err(e)) => {
+            AttemptError::Other(e) => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
                 return Err(Failure::Upstream);
             }

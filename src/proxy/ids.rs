@@ -23,9 +23,16 @@ pub fn rand_bp() -> u32 {
     (((next_u64() >> 32) * 10_000) >> 32) as u32
 }
 
-/// A fresh `x-request-id`: 32 hex digits.
-pub fn request_id() -> String {
-    format!("{:016x}{:016x}", next_u64(), next_u64())
+/// A fresh `x-request-id`: 32 hex digits (on the stack: no formatting machinery per request).
+pub fn request_id() -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (half, word) in out.chunks_exact_mut(16).zip([next_u64(), next_u64()]) {
+        for (i, b) in half.iter_mut().enumerate() {
+            *b = HEX[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
+    }
+    out
 }
 
 /// A fresh sticky client id for the `Set-Cookie` (unpredictable: it picks a version).

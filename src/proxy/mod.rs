@@ -12,6 +12,7 @@ mod forward;
 pub mod headers;
 pub mod health;
 mod ids;
+pub mod pool;
 pub mod server;
 pub mod tls;
 mod upgrade;
@@ -29,14 +30,19 @@ pub struct ConnCtx {
     /// `http` or `https`: the `X-Forwarded-Proto` this proxy saw.
     pub proto: &'static str,
     pub activity: Arc<Activity>,
+    /// The peer's IP as a header value, formatted once per connection for `X-Forwarded-For`.
+    pub peer_value: http::HeaderValue,
 }
 
 impl ConnCtx {
     pub fn new(peer: SocketAddr, proto: &'static str, activity: Arc<Activity>) -> Self {
+        let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
         ConnCtx {
             peer,
             proto,
             activity,
+            peer_value,
         }
     }
 }
