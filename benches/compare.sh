@@ -26,6 +26,11 @@ if ! need nginx || ! need haproxy || ! need wrk || ! need h2load; then
   echo "installing nginx haproxy wrk nghttp2-client ..." >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk nghttp2-client >/dev/null
 fi
+# The same proxy built without per-request recording prices the telemetry in
+# the same run (feature `bench-no-record`; built first so target/release ends
+# up holding the normal binary).
+cargo build --release --quiet --features bench-no-record
+cp "$ROOT/target/release/canary-proxy" "$WORK/canary-proxy-norecord"
 cargo build --release --quiet
 BIN=$ROOT/target/release/canary-proxy
 
@@ -34,6 +39,10 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; sle
 trap cleanup EXIT
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
+
+for p in 18081 18082 18090 18091 18092 18093 18095; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is in use: stop what listens there first" >&2; exit 1; fi
+done
 
 # ---- upstream pair: nginx, one worker, core 1 -------------------------------
 cat > "$WORK/upstream.conf" <<CONF
@@ -109,6 +118,7 @@ start_proxy() { # name -> sets PROXY_PID, PORT
     nginx) taskset -c $PROXY_CORE nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.err" & PROXY_PID=$!; PORT=18090 ;;
     haproxy) taskset -c $PROXY_CORE haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & PROXY_PID=$!; PORT=18091 ;;
     canary-proxy) RUST_LOG=warn taskset -c $PROXY_CORE "$BIN" run --config "$WORK/canary-proxy.yaml" 2>"$WORK/cp.err" & PROXY_PID=$!; PORT=18092 ;;
+    no-recording) RUST_LOG=warn taskset -c $PROXY_CORE "$WORK/canary-proxy-norecord" run --config "$WORK/canary-proxy.yaml" 2>"$WORK/cp.err" & PROXY_PID=$!; PORT=18092 ;;
   esac
   [ -n "$PROXY_PID" ] && PIDS+=("$PROXY_PID")
   wait_port $PORT
@@ -171,7 +181,7 @@ run_paced() { # name -> latency at a fixed offered rate, observed split
 NAMES=(direct nginx haproxy canary-proxy)
 steal0=$(steal_ticks); all0=$(awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat)
 echo "== max throughput: $ROUNDS interleaved rounds x ${DURATION}s, $CONNS connections" >&2
-for r in $(seq 1 "$ROUNDS"); do for n in "${NAMES[@]}"; do echo "   round $r: $n" >&2; run_max "$n"; done; done
+for r in $(seq 1 "$ROUNDS"); do for n in "${NAMES[@]}" no-recording; do echo "   round $r: $n" >&2; run_max "$n"; done; done
 echo "== latency at a fixed $RATE req/s" >&2
 for n in "${NAMES[@]}"; do run_paced "$n"; done
 
@@ -236,9 +246,11 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{ if (NR ==
   echo "Ratios (canary-proxy / other; CPU: lower is better, throughput: higher is better):"
   echo
   echo "- CPU per request: / NGINX $(awk -v a=$cp_cpu -v b=$ng_cpu 'BEGIN{printf "%.2f", a / b}'), / HAProxy $(awk -v a=$cp_cpu -v b=$ha_cpu 'BEGIN{printf "%.2f", a / b}')"
+  nr_cpu=$(echo "${CPU_US[no-recording]}" | median); nr_rps=$(echo "${RPS[no-recording]}" | median)
+  echo "- recording on vs off (same binary built with \`--features bench-no-record\`): CPU per request ${cp_cpu} vs ${nr_cpu} µs ($(awk -v a=$cp_cpu -v b=$nr_cpu 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}')), throughput ${cp_rps} vs ${nr_rps} req/s ($(awk -v a=$cp_rps -v b=$nr_rps 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}'))"
   echo "- throughput: / NGINX $(awk -v a=$cp_rps -v b=$ng_rps 'BEGIN{printf "%.2f", a / b}'), / HAProxy $(awk -v a=$cp_rps -v b=$ha_rps 'BEGIN{printf "%.2f", a / b}')"
   echo "- p99 with 100 weight changes/s ($CHURN_SENT accepted): ${CHURN_P99} µs vs ${P99[canary-proxy]} µs without ($(awk -v a=$CHURN_P99 -v b=${P99[canary-proxy]} 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}'))"
   echo "- h2c (h2load -c10 -m10): NGINX ${H2[nginx]}; canary-proxy ${H2[canary-proxy]}"
   echo "- idle connections opened: nginx ${NOTE[nginx]}, haproxy ${NOTE[haproxy]}, canary-proxy ${NOTE[canary-proxy]}"
-} | tee "$OUT.tmp"
-mkdir -p "$(dirname "$OUT")"; mv "$OUT.tmp" "$OUT"
+} | tee "$WORK/report.md"
+mkdir -p "$(dirname "$OUT")"; cp "$WORK/report.md" "$OUT"

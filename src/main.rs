@@ -4,11 +4,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-// mimalloc: per-thread free lists make the request path's short-lived
-// allocations (header maps, futures, buffers) cheaper than glibc malloc.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "canary-proxy",

@@ -63,6 +63,11 @@ impl Recorder {
             return;
         }
         self.done = true;
+        // The benchmark build without recording (`benches/compare.sh` runs
+        // both side by side to price the telemetry); never for production.
+        if cfg!(feature = "bench-no-record") {
+            return;
+        }
         // A client that left before the headers (499) is not the upstream's fault.
         let error = self.status != CLIENT_CLOSED && (self.forced_error || self.error_statuses_hit);
         self.stats.record(&Outcome {

@@ -134,13 +134,6 @@ fn upstream_uri(endpoint: &Uri, path: &PathAndQuery) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// How one attempt failed.
-enum AttemptError {
-    /// Nothing reached the upstream: another endpoint may be tried.
-    Connect(String),
-    Other(String),
-}
-
 /// Sends the request to an endpoint of `backend`; a connect failure of an
 /// idempotent request is retried on another endpoint (the request was never
 /// handed to a connection, so nothing can have been applied twice).
@@ -189,8 +182,60 @@ async fn send(
         0
     };
     let deadline = tokio::time::Instant::now() + settings.request_timeout;
-    let mut body = (!http_body::Body::is_end_stream(&body)).then_some(body);
+    let body = (!http_body::Body::is_end_stream(&body)).then_some(body);
 
+    if !upgrade && is_http(&endpoint) {
+        let mut out = Request::new(body.map_or(UpstreamBody::Empty, UpstreamBody::Incoming));
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = Uri::from(path);
+        *out.headers_mut() = parts.headers;
+        if !out.headers().contains_key(HOST) {
+            if let Some(v) = endpoint
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                out.headers_mut().insert(HOST, v);
+            }
+        }
+        loop {
+            let sent = pool::send(
+                &endpoint,
+                out,
+                settings.connect_timeout,
+                settings.idle_timeout,
+            );
+            match tokio::time::timeout_at(deadline, sent).await {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(Ok((resp, lease))) => return Ok((resp, Some(lease))),
+                Ok(Err(pool::SendError::Connect(e, back))) => {
+                    tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
+                    if retries == 0 {
+                        return Err(Failure::Connect);
+                    }
+                    retries -= 1;
+                    endpoint = backend
+                        .pool
+                        .pick_other(&endpoint)
+                        .ok_or(Failure::Connect)?
+                        .clone();
+                    if !is_http(&endpoint) {
+                        return Err(Failure::Connect);
+                    }
+                    out = *back;
+                }
+                Ok(Err(pool::SendError::Http(e))) => {
+                    tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
+                    return Err(Failure::Upstream);
+                }
+            }
+        }
+    }
+
+    // https endpoints and upgrades: hyper-util's client, which consumes the
+    // request even when the connect fails, so a retry needs a copy.
+    let client = proxy.clients().by_role[backend.role.index()].clone();
+    let mut body = body;
     loop {
         let mut reclaim = None;
         let upstream_body = match body.take() {
@@ -202,49 +247,20 @@ async fn send(
             }
             Some(b) => UpstreamBody::Incoming(b),
         };
-        let pooled = !upgrade && endpoint.uri.scheme() == Some(&http::uri::Scheme::HTTP);
         let mut out = Request::new(upstream_body);
         *out.method_mut() = parts.method.clone();
+        // The client picks h2 by ALPN per connection; the request itself is 1.1.
         *out.version_mut() = Version::HTTP_11;
+        *out.uri_mut() = upstream_uri(&endpoint.uri, &path).ok_or(Failure::Connect)?;
         *out.headers_mut() = if retries > 0 {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
-        let attempt = if pooled {
-            *out.uri_mut() = Uri::from(path.clone());
-            if !out.headers().contains_key(HOST) {
-                if let Some(a) = endpoint.uri.authority() {
-                    if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                        out.headers_mut().insert(HOST, v);
-                    }
-                }
-            }
-            let sent = pool::send(
-                &endpoint,
-                out,
-                settings.connect_timeout,
-                settings.idle_timeout,
-            );
-            match tokio::time::timeout_at(deadline, sent).await {
-                Err(_) => return Err(Failure::Timeout),
-                Ok(Ok((resp, lease))) => return Ok((resp, Some(lease))),
-                Ok(Err(pool::SendError::Connect(e))) => AttemptError::Connect(e.to_string()),
-                Ok(Err(pool::SendError::Http(e))) => AttemptError::Other(e.to_string()),
-            }
-        } else {
-            // The client picks h2 by ALPN per connection; the request itself is 1.1.
-            *out.uri_mut() = upstream_uri(&endpoint.uri, &path).ok_or(Failure::Connect)?;
-            let client = proxy.clients().by_role[backend.role.index()].clone();
-            match tokio::time::timeout_at(deadline, client.request(out)).await {
-                Err(_) => return Err(Failure::Timeout),
-                Ok(Ok(resp)) => return Ok((resp, None)),
-                Ok(Err(e)) if e.is_connect() => AttemptError::Connect(e.to_string()),
-                Ok(Err(e)) => AttemptError::Other(e.to_string()),
-            }
-        };
-        match attempt {
-            AttemptError::Connect(e) => {
+        match tokio::time::timeout_at(deadline, client.request(out)).await {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Ok(resp)) => return Ok((resp, None)),
+            Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
                 if retries == 0 {
                     return Err(Failure::Connect);
@@ -259,10 +275,14 @@ async fn send(
                     .ok_or(Failure::Connect)?
                     .clone();
             }
-            AttemptError::Other(e) => {
+            Ok(Err(e)) => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
                 return Err(Failure::Upstream);
             }
         }
     }
+}
+
+fn is_http(endpoint: &Endpoint) -> bool {
+    endpoint.uri.scheme() == Some(&http::uri::Scheme::HTTP)
 }

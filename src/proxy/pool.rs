@@ -19,7 +19,7 @@ use thread_local::ThreadLocal;
 use tokio::net::TcpStream;
 
 /// Idle connections kept per endpoint and worker thread (like NGINX `keepalive`).
-const MAX_IDLE: usize = 1024;
+const MAX_IDLE: usize = 256;
 
 type Sender = http1::SendRequest<UpstreamBody>;
 
@@ -41,12 +41,11 @@ impl std::fmt::Debug for IdleConns {
 }
 
 /// Why a request got no response from the upstream.
-#[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// Nothing was sent: the TCP connect or the HTTP handshake failed.
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error(transparent)]
+    /// Nothing was sent (the TCP connect failed): the request comes back
+    /// whole, so a retry on another endpoint needs no copy made in advance.
+    Connect(std::io::Error, Box<Request<UpstreamBody>>),
+    /// The request was handed to the connection and failed there.
     Http(hyper::Error),
 }
 
@@ -84,7 +83,7 @@ impl IdleConns {
     }
 }
 
-async fn connect(uri: &Uri, timeout: Duration) -> Result<Sender, SendError> {
+async fn connect(uri: &Uri, timeout: Duration) -> std::io::Result<Sender> {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     let addr = if uri.port_u16().is_some() {
         authority.to_string()
@@ -93,13 +92,13 @@ async fn connect(uri: &Uri, timeout: Duration) -> Result<Sender, SendError> {
     };
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| SendError::Connect(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(SendError::Connect)?;
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let _ = stream.set_nodelay(true);
     let (tx, conn) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| SendError::Connect(std::io::Error::other(e)))?;
+        .map_err(std::io::Error::other)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::trace!(error = %e, "upstream connection ended");
@@ -121,15 +120,17 @@ pub async fn send(
     loop {
         let (mut tx, reused) = match endpoint.conns.checkout(max_idle) {
             Some(tx) => (tx, true),
-            None => (connect(&endpoint.uri, connect_timeout).await?, false),
+            None => match connect(&endpoint.uri, connect_timeout).await {
+                Ok(tx) => (tx, false),
+                Err(e) => return Err(SendError::Connect(e, Box::new(req))),
+            },
         };
         if tx.ready().await.is_err() {
             if reused {
                 continue;
             }
-            return Err(SendError::Connect(std::io::Error::other(
-                "upstream closed the connection",
-            )));
+            let e = std::io::Error::other("upstream closed the connection");
+            return Err(SendError::Connect(e, Box::new(req)));
         }
         match tx.try_send_request(req).await {
             Ok(resp) => {

@@ -33,6 +33,9 @@ fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         // Our `TimedIo` does header_read/idle; hyper's timer would conflate them.
         .header_read_timeout(None)
+        // One flattened send per response instead of writev: measurably less
+        // kernel time per request for the small messages a proxy mostly carries.
+        .writev(false)
         .max_buf_size(settings.max_header_bytes.max(MIN_BUF));
     b.http2()
         .timer(TokioTimer::new())

@@ -159,6 +159,8 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acc = accepted.clone();
         let routes = Arc::new(self.routes);
         let fallback = self.fallback;
         let (s, h) = (seen.clone(), hits.clone());
@@ -171,6 +173,7 @@ impl TestServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                acc.fetch_add(1, Ordering::SeqCst);
                 let _ = stream.set_nodelay(true);
                 let (routes, fallback, seen, hits) =
                     (routes.clone(), fallback.clone(), s.clone(), h.clone());
@@ -200,6 +203,7 @@ impl TestServer {
             name: self.name,
             seen,
             hits,
+            accepted,
             task,
         }
     }
@@ -211,6 +215,7 @@ pub struct Upstream {
     pub name: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     hits: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -220,6 +225,11 @@ impl Upstream {
     }
 
     /// Requests served so far.
+    /// TCP connections accepted so far (keep-alive reuse shows here).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
@@ -388,6 +398,14 @@ impl TestClient {
             b = b.header(*k, *v);
         }
         self.send(b.body(Full::default()).unwrap()).await
+    }
+
+    /// GET returning the response with its body unread (to stream or abandon it).
+    pub async fn raw(&self, addr: SocketAddr, path: &str) -> Result<Response<Incoming>, String> {
+        let req = Request::get(format!("http://{addr}{path}"))
+            .body(Full::default())
+            .unwrap();
+        self.inner.request(req).await.map_err(|e| format!("{e:?}"))
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
