@@ -165,16 +165,22 @@ run_max() { # name round
   RSS[$name]=$(proc_rss_kb "${PROXY_PID:-}")
   stop_proxy
 }
-run_paced() { # name -> latency at a fixed offered rate, observed split
-  local name=$1 gap out
-  gap=$(( CONNS * 1000 / RATE ))
+paced() { # port -> RESULT line of a latency run at $RATE req/s
+  timeout $((DURATION + 20)) taskset -c $LOAD_CORE wrk -t1 -c$CONNS -d${DURATION}s -s "$HERE/latency.lua" "http://127.0.0.1:$1/" -- $(( CONNS * 1000 / RATE )) | grep RESULT
+}
+run_paced() { # name -> latency at a fixed offered rate (one round); observed split once
+  local name=$1 out
   start_proxy "$name"
   timeout 10 wrk -t1 -c$CONNS -d1s "http://127.0.0.1:$PORT/" >/dev/null 2>&1 || true
-  out=$(timeout $((DURATION + 20)) taskset -c $LOAD_CORE wrk -t1 -c$CONNS -d${DURATION}s -s "$HERE/paced.lua" "http://127.0.0.1:$PORT/" -- $gap | grep RESULT)
-  P50[$name]=$(echo "$out" | field p50_us); P99[$name]=$(echo "$out" | field p99_us); P999[$name]=$(echo "$out" | field p999_us)
-  local s c
-  s=$(echo "$out" | field stable); c=$(echo "$out" | field canary)
-  SPLIT[$name]=$(awk -v s=$s -v c=$c 'BEGIN{ if (s + c > 0) printf "%.1f%%", 100 * c / (s + c); else print "-" }')
+  out=$(paced $PORT)
+  P50[$name]="${P50[$name]:-} $(echo "$out" | field p50_us)"; P99[$name]="${P99[$name]:-} $(echo "$out" | field p99_us)"
+  P999[$name]="${P999[$name]:-} $(echo "$out" | field p999_us)"
+  if [ -z "${SPLIT[$name]:-}" ]; then
+    local s c
+    out=$(timeout 20 taskset -c $LOAD_CORE wrk -t1 -c$CONNS -d3s -s "$HERE/paced.lua" "http://127.0.0.1:$PORT/" -- 10 | grep RESULT)
+    s=$(echo "$out" | field stable); c=$(echo "$out" | field canary)
+    SPLIT[$name]=$(awk -v s=$s -v c=$c 'BEGIN{ if (s + c > 0) printf "%.1f%%", 100 * c / (s + c); else print "-" }')
+  fi
   stop_proxy
 }
 
@@ -182,17 +188,23 @@ NAMES=(direct nginx haproxy canary-proxy)
 steal0=$(steal_ticks); all0=$(awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat)
 echo "== max throughput: $ROUNDS interleaved rounds x ${DURATION}s, $CONNS connections" >&2
 for r in $(seq 1 "$ROUNDS"); do for n in "${NAMES[@]}" no-recording; do echo "   round $r: $n" >&2; run_max "$n"; done; done
-echo "== latency at a fixed $RATE req/s" >&2
-for n in "${NAMES[@]}"; do run_paced "$n"; done
+echo "== latency at a fixed $RATE req/s: $ROUNDS interleaved rounds" >&2
+for r in $(seq 1 "$ROUNDS"); do for n in "${NAMES[@]}"; do run_paced "$n"; done; done
 
 # ---- weight changes under load: 100 PUT /api/v1/weight per second ------------
-echo "== canary-proxy p99 at $RATE req/s with 100 weight changes/s" >&2
+# Interleaved with plain rounds on the same proxy process, so both see the same machine.
+echo "== canary-proxy p99 at $RATE req/s, with and without 100 weight changes/s" >&2
 start_proxy canary-proxy
-timeout $((DURATION + 10)) taskset -c $LOAD_CORE python3 "$HERE/weight_churn.py" 127.0.0.1 18093 100 "$DURATION" > "$WORK/churn.out" &
-CHURN=$!
-out=$(timeout $((DURATION + 20)) taskset -c $LOAD_CORE wrk -t1 -c$CONNS -d${DURATION}s -s "$HERE/paced.lua" "http://127.0.0.1:18092/" -- $(( CONNS * 1000 / RATE )) | grep RESULT)
-wait $CHURN || true
-CHURN_P99=$(echo "$out" | field p99_us); CHURN_SENT=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' "$WORK/churn.out")
+timeout 10 wrk -t1 -c$CONNS -d1s "http://127.0.0.1:$PORT/" >/dev/null 2>&1 || true
+CHURN_P99=""; CALM_P99=""; CHURN_SENT=0
+for r in $(seq 1 "$ROUNDS"); do
+  CALM_P99="$CALM_P99 $(paced 18092 | field p99_us)"
+  timeout $((DURATION + 10)) taskset -c $LOAD_CORE python3 "$HERE/weight_churn.py" 127.0.0.1 18093 100 "$DURATION" > "$WORK/churn.out" &
+  CHURN=$!
+  CHURN_P99="$CHURN_P99 $(paced 18092 | field p99_us)"
+  wait $CHURN || true
+  CHURN_SENT=$(( CHURN_SENT + $(sed -n 's/.*ok=\([0-9]*\).*/\1/p' "$WORK/churn.out") ))
+done
 stop_proxy
 
 # ---- memory: idle keep-alive connections --------------------------------------
@@ -233,12 +245,13 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{ if (NR ==
   echo
   echo "One pinned core per proxy (core $PROXY_CORE, one worker); upstream pair (nginx) and wrk on core $LOAD_CORE."
   echo "Max throughput: median of $ROUNDS interleaved ${DURATION}s rounds, $CONNS keep-alive connections."
-  echo "Latency: fixed offered rate $RATE req/s (paced wrk), added = proxy minus direct. Steal time during the run: $(awk -v s=$((steal1 - steal0)) -v a=$((all1 - all0)) 'BEGIN{printf "%.2f%%", 100 * s / a}')."
+  echo "Latency: fixed offered rate $RATE req/s (paced wrk, median of $ROUNDS interleaved rounds), added = proxy minus direct. Steal time during the run: $(awk -v s=$((steal1 - steal0)) -v a=$((all1 - all0)) 'BEGIN{printf "%.2f%%", 100 * s / a}')."
   echo
   echo "| target | req/s (max) | proxy CPU µs/req | p50 µs | p99 µs | p99.9 µs | p99 added µs | canary share | RSS KiB | bytes/idle conn |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for n in "${NAMES[@]}"; do
-    echo "| $n | $(echo "${RPS[$n]}" | median) | $(echo "${CPU_US[$n]:-}" | median) | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} | $(( ${P99[$n]} - ${P99[direct]} )) | ${SPLIT[$n]} | ${RSS[$n]} | ${CONN_BYTES[$n]:--} |"
+    p99=$(echo "${P99[$n]}" | median); p99d=$(echo "${P99[direct]}" | median)
+    echo "| $n | $(echo "${RPS[$n]}" | median) | $(echo "${CPU_US[$n]:-}" | median) | $(echo "${P50[$n]}" | median) | $p99 | $(echo "${P999[$n]}" | median) | $(( p99 - p99d )) | ${SPLIT[$n]} | ${RSS[$n]} | ${CONN_BYTES[$n]:--} |"
   done
   echo
   cp_cpu=$(echo "${CPU_US[canary-proxy]}" | median); ng_cpu=$(echo "${CPU_US[nginx]}" | median); ha_cpu=$(echo "${CPU_US[haproxy]}" | median)
@@ -249,7 +262,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{ if (NR ==
   nr_cpu=$(echo "${CPU_US[no-recording]}" | median); nr_rps=$(echo "${RPS[no-recording]}" | median)
   echo "- recording on vs off (same binary built with \`--features bench-no-record\`): CPU per request ${cp_cpu} vs ${nr_cpu} µs ($(awk -v a=$cp_cpu -v b=$nr_cpu 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}')), throughput ${cp_rps} vs ${nr_rps} req/s ($(awk -v a=$cp_rps -v b=$nr_rps 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}'))"
   echo "- throughput: / NGINX $(awk -v a=$cp_rps -v b=$ng_rps 'BEGIN{printf "%.2f", a / b}'), / HAProxy $(awk -v a=$cp_rps -v b=$ha_rps 'BEGIN{printf "%.2f", a / b}')"
-  echo "- p99 with 100 weight changes/s ($CHURN_SENT accepted): ${CHURN_P99} µs vs ${P99[canary-proxy]} µs without ($(awk -v a=$CHURN_P99 -v b=${P99[canary-proxy]} 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}'))"
+  churn=$(echo "$CHURN_P99" | median); calm=$(echo "$CALM_P99" | median)
+  echo "- p99 with 100 weight changes/s ($CHURN_SENT accepted over $ROUNDS rounds): ${churn} µs vs ${calm} µs without, same process, interleaved ($(awk -v a=$churn -v b=$calm 'BEGIN{printf "%+.1f%%", 100 * (a / b - 1)}')); per round: with [${CHURN_P99# }] without [${CALM_P99# }]"
   echo "- h2c (h2load -c10 -m10): NGINX ${H2[nginx]}; canary-proxy ${H2[canary-proxy]}"
   echo "- idle connections opened: nginx ${NOTE[nginx]}, haproxy ${NOTE[haproxy]}, canary-proxy ${NOTE[canary-proxy]}"
 } | tee "$WORK/report.md"

@@ -443,12 +443,13 @@ impl Ctl {
             canary_window,
         };
         let prev = self.view.load();
-        let events =
-            if prev.events.len() == self.events.len() && prev.events.last() == self.events.last() {
-                prev.events.clone()
-            } else {
-                Arc::new(self.events.list())
-            };
+        let events = if prev.events.len() == self.events.len()
+            && prev.events.last().map(|e| &**e) == self.events.last()
+        {
+            prev.events.clone()
+        } else {
+            Arc::new(self.events.list())
+        };
         self.view.store(Arc::new(StatusView {
             status: status::status_json(&parts),
             analysis: status::analysis_json(&parts),

@@ -17,7 +17,7 @@ pub struct StatusView {
     /// The `/api/v1/analysis` body.
     pub analysis: Value,
     /// Newest last.
-    pub events: Arc<Vec<Event>>,
+    pub events: Arc<Vec<Arc<Event>>>,
     /// Configured version labels `[stable, canary]` (for `/v1/metrics?version=`).
     pub versions: [String; 2],
 }
