@@ -214,11 +214,7 @@ async fn send(
                         return Err(Failure::Connect);
                     }
                     retries -= 1;
-                    endpoint = backend
-                        .pool
-                        .pick_other(&endpoint)
-                        .ok_or(Failure::Connect)?
-                        .clone();
+                    endpoint = other_endpoint(backend, &endpoint)?;
                     if !is_http(&endpoint) {
                         return Err(Failure::Connect);
                     }
@@ -269,11 +265,7 @@ async fn send(
                     body = Some(rx.try_recv().map_err(|_| Failure::Connect)?);
                 }
                 retries -= 1;
-                endpoint = backend
-                    .pool
-                    .pick_other(&endpoint)
-                    .ok_or(Failure::Connect)?
-                    .clone();
+                endpoint = other_endpoint(backend, &endpoint)?;
             }
             Ok(Err(e)) => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
@@ -281,6 +273,15 @@ async fn send(
             }
         }
     }
+}
+
+/// The endpoint to retry a connect failure on (another one when there is one).
+fn other_endpoint(backend: &Backend, failed: &Endpoint) -> Result<Arc<Endpoint>, Failure> {
+    backend
+        .pool
+        .pick_other(failed)
+        .cloned()
+        .ok_or(Failure::Connect)
 }
 
 fn is_http(endpoint: &Endpoint) -> bool {
