@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 /// What the request path knows about the client connection.
 pub struct ConnCtx {
-    pub peer: SocketAddr,
     /// `http` or `https`: the `X-Forwarded-Proto` this proxy saw.
     pub proto: &'static str,
     pub activity: Arc<Activity>,
@@ -39,7 +38,6 @@ impl ConnCtx {
         let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
         ConnCtx {
-            peer,
             proto,
             activity,
             peer_value,

@@ -8,6 +8,7 @@
 //! connection whose response was not read to the end is dropped, never
 //! reused. https and upgrade requests keep using `client::ClientSet`.
 use super::client::UpstreamBody;
+use crate::routing::Endpoint;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -52,7 +53,7 @@ pub enum SendError {
 /// A connection in use; `release` hands it back when its response ended.
 pub struct Lease {
     tx: Sender,
-    home: Arc<super::super::routing::Endpoint>,
+    home: Arc<Endpoint>,
 }
 
 impl Lease {
@@ -112,7 +113,7 @@ async fn connect(uri: &Uri, timeout: Duration) -> std::io::Result<Sender> {
 /// the request was written is replaced transparently: nothing reached the
 /// upstream, so this is safe for every method.
 pub async fn send(
-    endpoint: &Arc<super::super::routing::Endpoint>,
+    endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     connect_timeout: Duration,
     max_idle: Duration,
