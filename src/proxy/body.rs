@@ -1,7 +1,7 @@
 //! Response bodies and the per-request recorder: exactly one `Outcome` per
 //! request, written when the response body ends, fails, or is dropped.
 use super::conn_io::Busy;
-use super::pool::Lease;
+use super::pool::ResponseBody;
 use crate::telemetry::{Outcome, VersionStats};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -86,11 +86,16 @@ impl Drop for Recorder {
     }
 }
 
-/// What a response carries: the upstream's streamed body or a short local text.
+/// What a response carries: the upstream's streamed body (read by hyper's
+/// client, or by our own HTTP/1.1 codec) or a short local text.
 pub enum Inner {
     Upstream(Incoming),
+    H1(ResponseBody),
     Full(Option<Bytes>),
 }
+
+/// A failed response body: the upstream broke off mid-body.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body handed to hyper for every client response.
 pub struct ProxyBody {
@@ -98,17 +103,14 @@ pub struct ProxyBody {
     recorder: Option<Recorder>,
     /// Keeps the connection marked busy until the body is done (see `conn_io`).
     busy: Option<Busy>,
-    /// The pooled upstream connection, handed back only once the body ended.
-    lease: Option<Lease>,
 }
 
 impl ProxyBody {
-    pub fn upstream(body: Incoming, recorder: Option<Recorder>, lease: Option<Lease>) -> Self {
+    pub fn upstream(body: Inner, recorder: Option<Recorder>) -> Self {
         let mut b = ProxyBody {
-            inner: Inner::Upstream(body),
+            inner: body,
             recorder,
             busy: None,
-            lease,
         };
         b.finish_if_ended();
         b
@@ -120,7 +122,6 @@ impl ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             recorder,
             busy: None,
-            lease: None,
         };
         b.finish_if_ended();
         b
@@ -141,30 +142,31 @@ impl ProxyBody {
         }
     }
 
-    /// The body was delivered whole: record it and reuse the upstream connection.
+    /// The body was delivered whole: record it.
     fn ended(&mut self) {
         if let Some(mut r) = self.recorder.take() {
             r.finish();
-        }
-        if let Some(l) = self.lease.take() {
-            l.release();
         }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
-        let res = match &mut this.inner {
+        let res: Option<Result<Frame<Bytes>, BodyError>> = match &mut this.inner {
             Inner::Upstream(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
+                Poll::Ready(r) => r.map(|r| r.map_err(Into::into)),
+            },
+            Inner::H1(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r.map(|r| r.map_err(Into::into)),
             },
             Inner::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
         };
@@ -177,7 +179,6 @@ impl Body for ProxyBody {
                     r.force_error();
                     r.finish();
                 }
-                this.lease = None;
             }
             Some(Ok(_)) => {
                 if this.is_end_stream() {
@@ -191,6 +192,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Upstream(b) => b.is_end_stream(),
+            Inner::H1(b) => b.is_end_stream(),
             Inner::Full(d) => d.is_none(),
         }
     }
@@ -198,6 +200,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Upstream(b) => b.size_hint(),
+            Inner::H1(b) => b.size_hint(),
             Inner::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

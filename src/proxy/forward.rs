@@ -1,9 +1,9 @@
 //! Forwarding one request: one snapshot load, one routing decision, one
 //! upstream exchange (with connect-failure retries), one recorded outcome.
-use super::body::{ProxyBody, Recorder};
+use super::body::{Inner, ProxyBody, Recorder};
 use super::client::{ReclaimBody, UpstreamBody};
 use super::conn_io::Busy;
-use super::pool::{self, Lease};
+use super::pool;
 use super::{headers, ids, upgrade, ConnCtx, Proxy};
 use crate::routing::{self, Endpoint, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
@@ -74,7 +74,7 @@ pub async fn handle(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let mut resp = match send(&proxy, &ctx, &snap, backend, req, upgrade).await {
-        Ok((mut up, lease)) => {
+        Ok(mut up) => {
             let status = up.status();
             let switching = status == StatusCode::SWITCHING_PROTOCOLS;
             if let (true, Some(client)) = (switching, client_upgrade) {
@@ -86,7 +86,7 @@ pub async fn handle(
                 status.as_u16(),
                 snap.settings.error_statuses.contains(status.as_u16()),
             );
-            Response::from_parts(parts, ProxyBody::upstream(body, Some(rec), lease))
+            Response::from_parts(parts, ProxyBody::upstream(body, Some(rec)))
         }
         Err(f) => {
             let status = f.status();
@@ -146,7 +146,7 @@ async fn send(
     backend: &Backend,
     req: Request<Incoming>,
     upgrade: bool,
-) -> Result<(Response<Incoming>, Option<Lease>), Failure> {
+) -> Result<Response<Inner>, Failure> {
     let settings = &snap.settings;
     let mut endpoint: Arc<Endpoint> = backend.pool.pick().ok_or(Failure::NoEndpoint)?.clone();
     let (mut parts, body) = req.into_parts();
@@ -184,8 +184,8 @@ async fn send(
     let deadline = tokio::time::Instant::now() + settings.request_timeout;
     let body = (!http_body::Body::is_end_stream(&body)).then_some(body);
 
-    if !upgrade && is_http(&endpoint) {
-        let mut out = Request::new(body.map_or(UpstreamBody::Empty, UpstreamBody::Incoming));
+    if !upgrade && body.is_none() && is_http(&endpoint) {
+        let mut out = Request::new(UpstreamBody::Empty);
         *out.method_mut() = parts.method;
         *out.uri_mut() = Uri::from(path);
         *out.headers_mut() = parts.headers;
@@ -207,7 +207,7 @@ async fn send(
             );
             match tokio::time::timeout_at(deadline, sent).await {
                 Err(_) => return Err(Failure::Timeout),
-                Ok(Ok((resp, lease))) => return Ok((resp, Some(lease))),
+                Ok(Ok(resp)) => return Ok(resp.map(Inner::H1)),
                 Ok(Err(pool::SendError::Connect(e, back))) => {
                     tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
                     if retries == 0 {
@@ -220,7 +220,7 @@ async fn send(
                     }
                     out = *back;
                 }
-                Ok(Err(pool::SendError::Http(e))) => {
+                Ok(Err(pool::SendError::Upstream(e))) => {
                     tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
                     return Err(Failure::Upstream);
                 }
@@ -228,8 +228,9 @@ async fn send(
         }
     }
 
-    // https endpoints and upgrades: hyper-util's client, which consumes the
-    // request even when the connect fails, so a retry needs a copy.
+    // Requests with a body, https endpoints and upgrades: hyper-util's client,
+    // which consumes the request even when the connect fails, so a retry
+    // needs a copy.
     let client = proxy.clients().by_role[backend.role.index()].clone();
     let mut body = body;
     loop {
@@ -255,7 +256,7 @@ async fn send(
         };
         match tokio::time::timeout_at(deadline, client.request(out)).await {
             Err(_) => return Err(Failure::Timeout),
-            Ok(Ok(resp)) => return Ok((resp, None)),
+            Ok(Ok(resp)) => return Ok(resp.map(Inner::Upstream)),
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
                 if retries == 0 {

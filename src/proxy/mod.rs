@@ -9,6 +9,7 @@ pub mod body;
 pub mod client;
 pub mod conn_io;
 mod forward;
+pub mod h1;
 pub mod headers;
 pub mod health;
 mod ids;
