@@ -5,6 +5,8 @@ mod support;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use support::*;
 use tokio::sync::mpsc;
 
@@ -91,5 +93,119 @@ async fn connection_with_an_unfinished_body_is_never_reused() {
     let r = TestClient::new().get(app.proxy_addr, "/").await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "stable"));
     assert_eq!(stable.connections(), 2);
+    app.shutdown().await;
+}
+
+/// A hand-written HTTP/1.1 upstream: answers each connection's requests with
+/// `answers` in turn (raw bytes), then closes without saying so first.
+async fn raw_upstream(answers: Vec<&'static [u8]>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                for answer in answers {
+                    // One read is one request head here (bodiless GET/HEAD).
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => {}
+                        _ => return,
+                    }
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+async fn proxy_to_raw(raw: std::net::SocketAddr) -> (canary_proxy::app::App, Upstream) {
+    let canary = TestServer::named("canary").start().await;
+    let config = yaml("").replace("{stable}", &format!("http://{raw}"));
+    let app = start_proxy(&config, &[("canary", &canary)]).await;
+    (app, canary)
+}
+
+#[tokio::test]
+async fn upstream_that_closes_silently_after_each_answer_never_fails_a_request() {
+    // No `Connection: close`: the proxy pools the connection, and the next
+    // request finds it closed (when taken, or just after being resent).
+    let (raw, accepted) =
+        raw_upstream(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]).await;
+    let (app, _canary) = proxy_to_raw(raw).await;
+    let c = TestClient::new();
+    for i in 0..30 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (StatusCode::OK, "ok"),
+            "request {i}"
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 30);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn chunked_head_and_no_content_answers_keep_the_connection() {
+    let (raw, accepted) = raw_upstream(vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nx-trailer: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+    ])
+    .await;
+    let (app, _canary) = proxy_to_raw(raw).await;
+    let c = TestClient::new();
+    let r = c.get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "abcde"));
+    let r = c.get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::NO_CONTENT, ""));
+    let r = c.get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "hello"));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for all three"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_upstream_answers_are_502_or_truncated_never_reused() {
+    let (raw, accepted) = raw_upstream(vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
+    ])
+    .await;
+    let (app, _canary) = proxy_to_raw(raw).await;
+    let c = TestClient::new();
+    for _ in 0..3 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    app.shutdown().await;
+
+    // A malformed chunked body: the client never gets a complete answer
+    // (the connection is cut, mid-body or before the head was flushed).
+    let (raw, _) = raw_upstream(vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n",
+    ])
+    .await;
+    let (app, _canary) = proxy_to_raw(raw).await;
+    let outcome = match TestClient::new().raw(app.proxy_addr, "/").await {
+        Ok(resp) => resp.into_body().collect().await.map(|_| ()).map_err(|_| ()),
+        Err(_) => Err(()),
+    };
+    assert!(
+        outcome.is_err(),
+        "a broken chunked body must not look complete"
+    );
     app.shutdown().await;
 }
