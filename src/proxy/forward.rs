@@ -4,14 +4,14 @@ use super::body::{Inner, ProxyBody, Recorder};
 use super::client::{ReclaimBody, UpstreamBody};
 use super::conn_io::Busy;
 use super::pool;
-use super::{headers, ids, upgrade, ConnCtx, Proxy};
+use super::{headers, idempotent, ids, upgrade, ConnCtx, Proxy};
 use crate::routing::{self, Endpoint, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
 use crate::telemetry::method_index;
 use crate::Role;
 use http::header::{CONTENT_TYPE, HOST, SET_COOKIE};
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,13 +117,6 @@ pub async fn handle(
         }
     }
     resp.map(|b| b.with_busy(busy))
-}
-
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }
 
 fn upstream_uri(endpoint: &Uri, path: &PathAndQuery) -> Option<Uri> {

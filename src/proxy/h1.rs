@@ -7,16 +7,16 @@
 //! RFC 9112 §6.3. Response bodies are handed to the client as zero-copy
 //! slices of the read buffer. (Requests with a body stay on hyper's client,
 //! which streams both directions at once.)
+use super::headers::connection_has;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
-use std::io::Write;
 use std::ops::Range;
 
 /// Most response headers accepted from an upstream (hyper's default is 100).
 const MAX_HEADERS: usize = 128;
 /// Largest response head accepted (status line and headers).
-pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 /// Largest trailer section skipped at the end of a chunked body.
 const MAX_TRAILERS: usize = 64 * 1024;
 
@@ -39,23 +39,9 @@ pub enum H1Error {
     Chunked,
 }
 
-/// How the request body goes out.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ReqFraming {
-    /// No body, or one of exactly this many bytes (`Content-Length`).
-    Length(u64),
-    Chunked,
-}
-
-/// Appends the request head to `out`. `headers` are already hop-by-hop
-/// stripped; the framing header is written from `framing`, not copied.
-pub fn encode_head(
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    framing: ReqFraming,
-    out: &mut Vec<u8>,
-) {
+/// Appends the head of a bodiless request to `out`. `headers` are already
+/// hop-by-hop stripped; `content-length` is written here, not copied.
+pub fn encode_head(method: &Method, path: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -71,15 +57,10 @@ pub fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    match framing {
-        // A bodiless request says nothing unless the client did (`content-length: 0`)
-        // or the method expects a body (what hyper and curl send for an empty POST).
-        ReqFraming::Length(0) if !had_length && !expects_body(method) => {}
-        ReqFraming::Length(n) => {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "content-length: {n}\r\n");
-        }
-        ReqFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    // Say nothing unless the client did (`content-length: 0`) or the method
+    // expects a body (what hyper and curl send for an empty POST).
+    if had_length || expects_body(method) {
+        out.extend_from_slice(b"content-length: 0\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -148,7 +129,7 @@ pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<
             headers.append(name, value);
         }
         let (framing, mut keep_alive) = framing(&mut headers, status, request_method)?;
-        keep_alive &= version == 1 && !closes(&headers);
+        keep_alive &= version == 1 && !connection_has(&headers, "close");
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = if version == 1 {
@@ -163,15 +144,6 @@ pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<
             keep_alive,
         }));
     }
-}
-
-fn closes(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 /// RFC 9112 §6.3, in order. Returns the framing and whether the framing
@@ -422,31 +394,19 @@ mod tests {
     fn encodes_a_request_head() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("svc"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         let mut out = Vec::new();
-        encode_head(&Method::POST, "/a?b", &h, ReqFraming::Length(3), &mut out);
+        encode_head(&Method::GET, "/a?b", &h, &mut out);
         assert_eq!(
             out,
-            b"POST /a?b HTTP/1.1\r\nhost: svc\r\ncontent-length: 3\r\n\r\n"
+            b"GET /a?b HTTP/1.1\r\nhost: svc\r\ncontent-length: 0\r\n\r\n"
         );
         out.clear();
-        encode_head(
-            &Method::GET,
-            "/",
-            &HeaderMap::new(),
-            ReqFraming::Length(0),
-            &mut out,
-        );
+        encode_head(&Method::GET, "/", &HeaderMap::new(), &mut out);
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
         out.clear();
-        encode_head(
-            &Method::PUT,
-            "/",
-            &HeaderMap::new(),
-            ReqFraming::Chunked,
-            &mut out,
-        );
-        assert_eq!(out, b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n");
+        encode_head(&Method::PUT, "/", &HeaderMap::new(), &mut out);
+        assert_eq!(out, b"PUT / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
     }
 
     #[test]

@@ -35,7 +35,8 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+/// Does `Connection` name `token` (case-insensitive, comma-separated lists)?
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 

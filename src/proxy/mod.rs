@@ -3,8 +3,9 @@
 //!
 //! Request path, top to bottom: `server` accepts and wraps the socket in
 //! `conn_io::TimedIo` → `forward::handle` loads the snapshot once, decides the
-//! version, sends through `client` → the response body (`body::ProxyBody`)
-//! records the outcome when it ends or is dropped.
+//! version, sends through `pool` (our HTTP/1.1 codec `h1`, for bodiless
+//! requests to plain-http endpoints) or `client` (hyper's) → the response body
+//! (`body::ProxyBody`) records the outcome when it ends or is dropped.
 pub mod body;
 pub mod client;
 pub mod conn_io;
@@ -24,6 +25,16 @@ use client::{CaError, ClientSet};
 use conn_io::Activity;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Methods a client may safely resend (RFC 9110 §9.2.2): the request may be
+/// retried on another connection or endpoint without changing its effect.
+fn idempotent(m: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
 
 /// What the request path knows about the client connection.
 pub struct ConnCtx {

@@ -9,7 +9,8 @@
 //! dropped, never reused. Requests with a body, https and upgrade requests
 //! use `client::ClientSet`.
 use super::client::UpstreamBody;
-use super::h1::{self, Decoded, Decoder, H1Error, ReqFraming};
+use super::h1::{self, Decoded, Decoder, H1Error};
+use super::idempotent;
 use crate::routing::Endpoint;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, Uri};
@@ -137,19 +138,12 @@ async fn connect(uri: &Uri, timeout: Duration) -> std::io::Result<Conn> {
     })
 }
 
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
 /// Sends a bodiless `req` (origin-form URI, `Host` set) to `endpoint` on a
 /// pooled connection, or a new one. Requests with a body take hyper's client
 /// (`client::ClientSet`): it streams both directions at once, which a
-/// response that starts before the upload ends needs. A pooled connection the upstream closed just
-/// as it was reused (no response byte came back) is replaced once for an
-/// idempotent request without a body (RFC 9112 §9.3.1).
+/// response that starts before the upload ends needs. A pooled connection
+/// the upstream closed just as it was reused (no response byte came back) is
+/// replaced once for an idempotent request (RFC 9112 §9.3.1).
 pub async fn send(
     endpoint: &Arc<Endpoint>,
     req: Request<UpstreamBody>,
@@ -167,13 +161,7 @@ pub async fn send(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     conn.wbuf.clear();
-    h1::encode_head(
-        &parts.method,
-        path,
-        &parts.headers,
-        ReqFraming::Length(0),
-        &mut conn.wbuf,
-    );
+    h1::encode_head(&parts.method, path, &parts.headers, &mut conn.wbuf);
     let replayable = idempotent(&parts.method);
     let head = loop {
         match exchange(&mut conn, &parts.method).await {
