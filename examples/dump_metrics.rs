@@ -1,8 +1,8 @@
 //! Prints the `/metrics` text for a realistic mix of recorded outcomes, without
 //! starting any listener: `cargo run --quiet --example dump_metrics | promtool check metrics`
 //! (scripts/check-metrics.sh does exactly that).
-use canary_proxy::app::Shared;
-use canary_proxy::telemetry::{export, method_index, Outcome};
+use canary_proxy::snapshot::Snapshot;
+use canary_proxy::telemetry::{export, method_index, Outcome, Registry};
 use canary_proxy::Role;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -28,8 +28,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let shared = Shared::new(&config);
-    let snap = shared.snapshot.load();
+    let registry = Registry::default();
+    let snap = match Snapshot::build(&config, &registry, None, 2500, false) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let methods = [
         http::Method::GET,
         http::Method::POST,
@@ -69,12 +75,19 @@ fn main() -> std::process::ExitCode {
         evidence: true,
         error: false,
     });
-    if let Some(e) = snap.backend(Role::Stable).pool.endpoints.get(1) {
-        e.healthy.store(false, Relaxed);
-    }
-    shared.gauges.weight_bp.store(2500, Relaxed);
-    shared.gauges.phase.store(0, Relaxed);
-    shared.gauges.aborts.store(1, Relaxed);
-    print!("{}", export::encode(&shared));
+    // the second stable endpoint is down
+    let endpoints =
+        snap.backends
+            .iter()
+            .flat_map(|b| {
+                b.endpoints.endpoints.iter().enumerate().map(move |(i, e)| {
+                    (b.role, e.label.clone(), !(b.role == Role::Stable && i == 1))
+                })
+            })
+            .collect();
+    registry.gauges.weight_bp.store(2500, Relaxed);
+    registry.gauges.phase.store(0, Relaxed);
+    registry.gauges.aborts.store(1, Relaxed);
+    print!("{}", export::encode(&registry, endpoints));
     std::process::ExitCode::SUCCESS
 }

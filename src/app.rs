@@ -1,67 +1,22 @@
-//! Wiring: builds the shared state, starts the controller, the proxy listeners,
-//! the health checks and the admin listener, and stops them in order.
+//! Wiring: builds the first snapshot, starts the controller, the proxy
+//! listeners, the health checks and the admin listener, and stops them in
+//! order. Nothing imports this module but the binary, the demo and tests.
 use crate::config::{self, Config};
 use crate::controller::{self, Command, ControllerHandle};
 use crate::proxy::server::{self, ListenerSettings};
-use crate::proxy::tls::{self, CertStore, TlsError};
-use crate::proxy::{health, Proxy};
-use crate::snapshot::Snapshot;
-use crate::telemetry::{ControllerGauges, Registry};
+use crate::proxy::{health, tls, Proxy};
+use crate::snapshot::{BuildError, Live, Snapshot};
+use crate::telemetry::Registry;
 use crate::Role;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-
-/// State shared by every part: one snapshot (the only thing the request path
-/// reads), the metric registry, the current config.
-pub struct Shared {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub registry: Registry,
-    pub gauges: ControllerGauges,
-    /// The config in force. Upstream clients (connect timeout, CA) and health
-    /// checks follow it; a reload replaces it through `apply_reload`.
-    pub config: ArcSwap<Config>,
-    /// The HTTPS listener's certificate, when `tls` is configured.
-    pub cert_store: OnceLock<Arc<CertStore>>,
-}
-
-impl Shared {
-    pub fn new(config: &Config) -> Arc<Shared> {
-        let registry = Registry::default();
-        let snap = Snapshot::build(
-            config,
-            &registry,
-            None,
-            config::weight_to_bp(config.routing.canary_weight),
-            false,
-        );
-        Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(snap),
-            registry,
-            gauges: ControllerGauges::default(),
-            config: ArcSwap::from_pointee(config.clone()),
-            cert_store: OnceLock::new(),
-        })
-    }
-
-    /// The data plane's part of a reload (call it before publishing the new
-    /// snapshot): swaps the TLS certificate (an unreadable or mismatched pair
-    /// rejects the reload and changes nothing) and makes `config` current for
-    /// upstream clients and health checks.
-    pub fn apply_reload(&self, config: &Config) -> Result<(), TlsError> {
-        if let (Some(store), Some(t)) = (self.cert_store.get(), &config.tls) {
-            store.reload(t)?;
-        }
-        self.config.store(Arc::new(config.clone()));
-        Ok(())
-    }
-}
 
 /// A running proxy. Tests and the demo start one with `listen: 127.0.0.1:0`
 /// and read the bound addresses here.
@@ -69,8 +24,9 @@ pub struct App {
     pub proxy_addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
-    pub shared: Arc<Shared>,
     pub controller: ControllerHandle,
+    live: Live,
+    registry: Arc<Registry>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -87,20 +43,28 @@ async fn bind(what: &str, addr: &str) -> std::io::Result<TcpListener> {
 }
 
 impl App {
-    /// Starts everything. A TLS certificate problem comes back as an
-    /// `InvalidInput` error wrapping `TlsError` (so `run` exits 2 naming
-    /// `tls.cert`/`tls.key`); a bind failure as the socket error.
+    /// Starts everything. A certificate or CA file problem comes back as an
+    /// `InvalidInput` error wrapping `BuildError` (so `run` exits 2 naming
+    /// the field); a bind failure as the socket error.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> std::io::Result<App> {
-        let shared = Shared::new(&config);
+        let registry = Arc::new(Registry::default());
+        let first = Snapshot::build(
+            &config,
+            &registry,
+            None,
+            config::weight_to_bp(config.routing.canary_weight),
+            false,
+        )
+        .map_err(invalid)?;
+        let live: Live = Arc::new(ArcSwap::from_pointee(first));
         let tls = match &config.tls {
-            Some(t) => {
-                let store = CertStore::new(t).map_err(invalid)?;
-                let _ = shared.cert_store.set(store.clone());
-                Some((t.listen.clone(), tls::acceptor(store).map_err(invalid)?))
-            }
+            Some(t) => Some((
+                t.listen.clone(),
+                tls::acceptor(live.clone()).map_err(invalid)?,
+            )),
             None => None,
         };
-        let proxy = Proxy::new(shared.clone()).map_err(invalid)?;
+        let proxy = Proxy::new(live.clone());
         let plain = bind("listen", &config.listen).await?;
         let tls = match tls {
             Some((addr, acceptor)) => Some((bind("tls.listen", &addr).await?, acceptor)),
@@ -142,38 +106,55 @@ impl App {
         }
         let tasks = Role::ALL
             .iter()
-            .map(|&role| health::spawn(proxy.clone(), role, shutdown_rx.clone()))
+            .map(|&role| health::spawn(live.clone(), role, shutdown_rx.clone()))
             .collect();
         let controller = controller::spawn(
             config.clone(),
             config_path,
-            shared.clone(),
+            live.clone(),
+            registry.clone(),
             shutdown_rx.clone(),
         );
-        let admin_addr =
-            match crate::admin::start(&config, shared.clone(), controller.clone(), shutdown_rx)
-                .await
-            {
-                Ok((addr, task)) => {
-                    listeners.push(task);
-                    addr
-                }
-                Err(e) => {
-                    let _ = shutdown.send(true);
-                    return Err(e);
-                }
-            };
+        let admin = crate::admin::start(
+            &config,
+            live.clone(),
+            registry.clone(),
+            controller.clone(),
+            shutdown_rx,
+        )
+        .await;
+        let admin_addr = match admin {
+            Ok((addr, task)) => {
+                listeners.push(task);
+                addr
+            }
+            Err(e) => {
+                let _ = shutdown.send(true);
+                return Err(e);
+            }
+        };
         tracing::info!(%proxy_addr, tls = ?tls_addr, %admin_addr, "proxy listening");
         Ok(App {
             proxy_addr,
             tls_addr,
             admin_addr,
-            shared,
             controller,
+            live,
+            registry,
             shutdown,
             listeners,
             tasks,
         })
+    }
+
+    /// The snapshot in force now (what the next request will see).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
+    /// Every per-version counter this process has recorded, and the gauges.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Stops accepting, drains in-flight requests (bounded by `timeouts.drain`), stops every task.
@@ -234,9 +215,7 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("{e}");
-            let bad_input = e.get_ref().is_some_and(|inner| {
-                inner.is::<TlsError>() || inner.is::<crate::proxy::client::CaError>()
-            });
+            let bad_input = e.get_ref().is_some_and(|inner| inner.is::<BuildError>());
             return ExitCode::from(if bad_input { 2 } else { 1 });
         }
     };

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod routing;
 pub mod simulate;
 pub mod snapshot;
 pub mod telemetry;
+pub mod upstream;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,5 +48,35 @@ impl Role {
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Progressing,
+    Paused,
+    Healthy,
+    Degraded,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Progressing,
+        Phase::Paused,
+        Phase::Healthy,
+        Phase::Degraded,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Healthy => "Healthy",
+            Phase::Degraded => "Degraded",
+        }
+    }
+    /// Index into `ALL` (the `canary_phase` gauge).
+    pub fn index(self) -> u8 {
+        self as u8
     }
 }

@@ -1,10 +1,9 @@
 //! Which version serves a request (SPEC §3: override → sticky → weighted
-//! random) and which endpoint of that version (round robin over healthy ones).
+//! random). A pure decision: the endpoints it leads to are state, kept in
+//! `upstream::endpoints`.
 use crate::Role;
 use http::header::{HeaderName, COOKIE};
-use http::{HeaderMap, Uri};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use http::HeaderMap;
 
 /// Routing options from `routing:`, parsed once per config.
 #[derive(Debug, Clone, Default)]
@@ -164,80 +163,6 @@ pub fn decide(
             via_override: false,
             assign_cookie: None,
         },
-    }
-}
-
-/// One upstream endpoint. Its health flag is flipped by the health checker and
-/// read lock-free by the request path.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// As configured, e.g. `http://10.0.0.1:8080` (the metric label).
-    pub label: String,
-    /// Scheme and authority to forward to.
-    pub uri: Uri,
-    pub healthy: AtomicBool,
-    /// Requests in flight (for least-outstanding balancing and drain checks).
-    pub outstanding: AtomicUsize,
-    /// Idle keep-alive connections (plain http; see `proxy::pool`).
-    pub conns: crate::proxy::pool::IdleConns,
-}
-
-impl Endpoint {
-    pub fn new(label: &str, uri: Uri) -> Self {
-        Endpoint {
-            label: label.to_string(),
-            uri,
-            healthy: AtomicBool::new(true),
-            outstanding: AtomicUsize::new(0),
-            conns: Default::default(),
-        }
-    }
-
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Relaxed)
-    }
-}
-
-/// The endpoints of one version. Kept (same `Arc`) across snapshots while the
-/// endpoint list is unchanged, so health state survives weight changes.
-#[derive(Debug, Default)]
-pub struct Pool {
-    pub endpoints: Vec<Arc<Endpoint>>,
-    next: AtomicUsize,
-}
-
-impl Pool {
-    pub fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
-        Pool {
-            endpoints,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// Round robin over healthy endpoints; `None` when none is healthy.
-    pub fn pick(&self) -> Option<&Arc<Endpoint>> {
-        let n = self.endpoints.len();
-        if n == 0 {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Relaxed);
-        (0..n)
-            .map(|i| &self.endpoints[(start + i) % n])
-            .find(|e| e.is_healthy())
-    }
-
-    /// Like `pick`, but skips `not` (for a retry after a connect failure).
-    pub fn pick_other(&self, not: &Endpoint) -> Option<&Arc<Endpoint>> {
-        let n = self.endpoints.len();
-        let start = self.next.fetch_add(1, Relaxed);
-        (0..n)
-            .map(|i| &self.endpoints[(start + i) % n])
-            .find(|e| e.is_healthy() && !std::ptr::eq(Arc::as_ptr(e), not))
-            .or_else(|| self.pick())
-    }
-
-    pub fn any_healthy(&self) -> bool {
-        self.endpoints.iter().any(|e| e.is_healthy())
     }
 }
 

@@ -1,14 +1,28 @@
-//! The immutable routing snapshot: everything a request needs, behind one
-//! `ArcSwap`. The controller builds a new one for every weight, phase or config
-//! change; the request path loads it once and never sees a half-applied change.
-use crate::config::{self, Config};
-use crate::routing::{Endpoint, Pool, RoutingRules, StickyKey};
+//! The routing snapshot: everything the request path, the health checker and
+//! the admin API read from the running config, built once per change and
+//! published behind one `ArcSwap` ([`Live`]). The controller is its only
+//! writer; a request loads it once and never sees a half-applied change.
+//!
+//! The snapshot itself never changes once published. It does point at shared
+//! state that outlives it: each version's endpoint set (health flags, idle
+//! connections) and hyper client are carried over to the next snapshot while
+//! their config is unchanged, so health and keep-alive survive weight changes.
+use crate::certs::{self, CaError, TlsError};
+use crate::config::{self, Config, HealthCheck};
+use crate::routing::{RoutingRules, StickyKey};
 use crate::telemetry::{Registry, VersionStats};
+use crate::upstream::client::{ClientSettings, VersionClient};
+use crate::upstream::endpoints::{Endpoint, EndpointSet};
 use crate::Role;
+use arc_swap::ArcSwap;
 use http::header::HeaderName;
 use http::Uri;
+use rustls::sign::CertifiedKey;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The published snapshot: loaded by every reader, stored by the controller.
+pub type Live = Arc<ArcSwap<Snapshot>>;
 
 pub struct Snapshot {
     /// Bumped on every publish (tests and logs use it to tell snapshots apart).
@@ -20,6 +34,9 @@ pub struct Snapshot {
     pub backends: [Backend; 2],
     pub rules: Arc<RoutingRules>,
     pub settings: Arc<ProxySettings>,
+    /// The HTTPS listener's certificate (read per handshake), when `tls` is set.
+    pub tls_cert: Option<Arc<CertifiedKey>>,
+    pub admin: Arc<AdminSettings>,
 }
 
 #[derive(Clone)]
@@ -28,9 +45,30 @@ pub struct Backend {
     pub version: Arc<str>,
     /// `version` as a response header value (`routing.response_header`), built once.
     pub version_header: Option<http::HeaderValue>,
-    pub pool: Arc<Pool>,
+    pub endpoints: Arc<EndpointSet>,
+    /// hyper's client for this version (https, bodies, upgrades, health probes).
+    pub client: Arc<VersionClient>,
+    pub health_check: Option<HealthCheck>,
     /// Resolved here, once, so the request path records without a lookup.
     pub stats: Arc<VersionStats>,
+}
+
+/// What the admin API reads from the config.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Bearer token for state-changing calls; empty = none.
+    pub token: String,
+    /// `analysis.window`: the default span of `/v1/metrics`.
+    pub window: Duration,
+}
+
+/// Why a config could not become a snapshot (a file it names is unusable).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Per-request settings that change only with the config (or the current step's
@@ -90,9 +128,7 @@ impl Snapshot {
             generation: self.generation + 1,
             weight_bp,
             aborted,
-            backends: self.backends.clone(),
-            rules: self.rules.clone(),
-            settings: self.settings.clone(),
+            ..self.clone_parts()
         }
     }
 
@@ -102,28 +138,41 @@ impl Snapshot {
         settings.error_statuses = statuses;
         Snapshot {
             generation: self.generation + 1,
+            settings: Arc::new(settings),
+            ..self.clone_parts()
+        }
+    }
+
+    fn clone_parts(&self) -> Snapshot {
+        Snapshot {
+            generation: self.generation,
             weight_bp: self.weight_bp,
             aborted: self.aborted,
             backends: self.backends.clone(),
             rules: self.rules.clone(),
-            settings: Arc::new(settings),
+            settings: self.settings.clone(),
+            tls_cert: self.tls_cert.clone(),
+            admin: self.admin.clone(),
         }
     }
 
-    /// Builds a snapshot from a validated config. Pools of `prev` are reused
-    /// when a version's endpoint list is unchanged, so health state survives.
+    /// Builds a snapshot from a validated config: reads the certificate and
+    /// CA files it names (so a bad one rejects the whole change). Endpoint
+    /// sets and clients of `prev` are kept where their config is unchanged.
     pub fn build(
         config: &Config,
         registry: &Registry,
         prev: Option<&Snapshot>,
         weight_bp: u32,
         aborted: bool,
-    ) -> Snapshot {
-        let backend = |role: Role, up: &config::Upstream| {
+    ) -> Result<Snapshot, BuildError> {
+        let t = &config.timeouts;
+        let backend = |role: Role, up: &config::Upstream| -> Result<Backend, BuildError> {
             let version: Arc<str> = Arc::from(up.version.as_deref().unwrap_or(role.as_str()));
-            let pool = match prev.map(|p| p.backend(role)) {
-                Some(b) if same_endpoints(&b.pool, &up.endpoints) => b.pool.clone(),
-                _ => Arc::new(Pool::new(
+            let old = prev.map(|p| p.backend(role));
+            let endpoints = match old {
+                Some(b) if same_endpoints(&b.endpoints, &up.endpoints) => b.endpoints.clone(),
+                _ => Arc::new(EndpointSet::new(
                     up.endpoints
                         .iter()
                         .filter_map(|e| {
@@ -132,13 +181,27 @@ impl Snapshot {
                         .collect(),
                 )),
             };
-            Backend {
+            let client_settings = ClientSettings {
+                connect_timeout: t.connect.get(),
+                idle_timeout: t.idle.get(),
+                ca: up.ca.clone(),
+            };
+            let client = match old {
+                // Same settings and no CA file to re-read: keep the pooled connections.
+                Some(b) if b.client.settings == client_settings && up.ca.is_none() => {
+                    b.client.clone()
+                }
+                _ => Arc::new(VersionClient::build(client_settings, role.as_str())?),
+            };
+            Ok(Backend {
                 role,
                 stats: registry.version(role, &version),
                 version_header: http::HeaderValue::from_str(&version).ok(),
                 version,
-                pool,
-            }
+                endpoints,
+                client,
+                health_check: up.health_check.clone(),
+            })
         };
         let r = &config.routing;
         let ov = r.override_.clone().unwrap_or_default();
@@ -156,7 +219,6 @@ impl Snapshot {
             override_cookie: ov.cookie.clone(),
             response_header: header(&r.response_header),
         };
-        let t = &config.timeouts;
         let settings = ProxySettings {
             connect_timeout: t.connect.get(),
             request_timeout: t.request.get(),
@@ -166,23 +228,32 @@ impl Snapshot {
             retry_on_connect_failure: config.retry.on.contains(&config::RetryOn::ConnectFailure),
             error_statuses: ErrorStatuses::parse(&config.analysis.error_statuses),
         };
-        Snapshot {
+        let tls_cert = match &config.tls {
+            Some(tls) => Some(Arc::new(certs::load_certified_key(&tls.cert, &tls.key)?)),
+            None => None,
+        };
+        Ok(Snapshot {
             generation: prev.map_or(0, |p| p.generation + 1),
             weight_bp,
             aborted,
             backends: [
-                backend(Role::Stable, &config.upstreams.stable),
-                backend(Role::Canary, &config.upstreams.canary),
+                backend(Role::Stable, &config.upstreams.stable)?,
+                backend(Role::Canary, &config.upstreams.canary)?,
             ],
             rules: Arc::new(rules),
             settings: Arc::new(settings),
-        }
+            tls_cert,
+            admin: Arc::new(AdminSettings {
+                token: config.admin.token.clone(),
+                window: config.analysis.window.get(),
+            }),
+        })
     }
 }
 
-fn same_endpoints(pool: &Pool, endpoints: &[String]) -> bool {
-    pool.endpoints.len() == endpoints.len()
-        && pool
+fn same_endpoints(set: &EndpointSet, endpoints: &[String]) -> bool {
+    set.endpoints.len() == endpoints.len()
+        && set
             .endpoints
             .iter()
             .zip(endpoints)

@@ -3,8 +3,6 @@
 mod ctl;
 mod support;
 
-use canary_proxy::app::App;
-use canary_proxy::config;
 use ctl::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -56,7 +54,7 @@ async fn manual_mode_transitions() {
     .await;
     assert_eq!(code, 200, "{s}");
     assert_eq!((s["phase"].as_str(), weight(&s)), (Some("Healthy"), 35.5));
-    assert_eq!(app.shared.snapshot.load().weight_bp, 3550);
+    assert_eq!(app.snapshot().weight_bp, 3550);
 
     for path in [
         "/api/v1/promote",
@@ -82,7 +80,7 @@ async fn manual_mode_transitions() {
         (Some("Degraded"), 0.0, Some(true))
     );
     assert_eq!(s["message"], "manual abort");
-    assert!(app.shared.snapshot.load().aborted);
+    assert!(app.snapshot().aborted);
 
     let (code, _) = admin(
         &app,
@@ -101,7 +99,7 @@ async fn manual_mode_transitions() {
         (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
         (Some("Healthy"), 0.0, Some(false))
     );
-    assert!(!app.shared.snapshot.load().aborted);
+    assert!(!app.snapshot().aborted);
 
     let k = kinds(&events(&app).await);
     assert_eq!(k, ["started", "weight", "aborted", "retried"]);
@@ -308,7 +306,7 @@ async fn bad_input_changes_nothing() {
 
     assert_eq!(essence(&status(&app).await), essence(&before));
     assert_eq!(events(&app).await.len(), events_before);
-    assert_eq!(app.shared.snapshot.load().weight_bp, 1000);
+    assert_eq!(app.snapshot().weight_bp, 1000);
     app.shutdown().await;
 }
 
@@ -470,14 +468,6 @@ async fn readyz_follows_stable_health() {
     app.shutdown().await;
 }
 
-async fn start_from_file(text: &str, path: &std::path::Path) -> App {
-    std::fs::write(path, text).unwrap();
-    let config = config::load(path).expect("valid config");
-    App::start(config, Some(path.to_path_buf()))
-        .await
-        .expect("app starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_valid_files_and_rejects_the_rest() {
     let (stable, canary) = pair().await;
@@ -539,12 +529,7 @@ async fn reload_applies_valid_files_and_rejects_the_rest() {
     );
     assert_eq!(s["canary"]["version"], "v3");
     assert_eq!(
-        &*app
-            .shared
-            .snapshot
-            .load()
-            .backend(canary_proxy::Role::Canary)
-            .version,
+        &*app.snapshot().backend(canary_proxy::Role::Canary).version,
         "v3"
     );
     app.shutdown().await;

@@ -4,7 +4,6 @@ mod ctl;
 mod support;
 
 use canary_proxy::app::App;
-use canary_proxy::config;
 use ctl::*;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -40,10 +39,7 @@ async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
 
     failing.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
-    let rolled_back = eventually(Duration::from_secs(5), || {
-        app.shared.snapshot.load().weight_bp == 0
-    })
-    .await;
+    let rolled_back = eventually(Duration::from_secs(5), || app.snapshot().weight_bp == 0).await;
     let took = t0.elapsed();
     assert!(
         rolled_back,
@@ -61,7 +57,7 @@ async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
         "{msg}"
     );
     assert_eq!(s["verdict"]["result"], "Failed", "{s}");
-    assert_eq!(app.shared.gauges.aborts.load(Ordering::Relaxed), 1);
+    assert_eq!(app.registry().gauges.aborts.load(Ordering::Relaxed), 1);
 
     let ev = events(&app).await;
     let last = ev.last().expect("events");
@@ -220,11 +216,8 @@ async fn failing_canary_fails_the_gate() {
     app.shutdown().await;
 }
 
-async fn start_from_file(yaml_text: &str, dir: &std::path::Path) -> App {
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, yaml_text).unwrap();
-    let config = config::load(&path).expect("valid config");
-    App::start(config, Some(path)).await.expect("app starts")
+async fn start_from_dir(yaml_text: &str, dir: &std::path::Path) -> App {
+    start_from_file(yaml_text, &dir.join("config.yaml")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +238,7 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
         )
     };
 
-    let app = start_from_file(&text("v2"), dir.path()).await;
+    let app = start_from_dir(&text("v2"), dir.path()).await;
     let s = status(&app).await;
     assert_eq!((s["phase"].as_str(), weight(&s)), (Some("Paused"), 20.0));
     let (code, _) = admin(&app, "POST", "/api/v1/abort", None, None).await;
@@ -256,18 +249,18 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
     assert_eq!(saved["version"], "v2");
 
     // Same version: still aborted at 0, whatever the plan says.
-    let app = start_from_file(&text("v2"), dir.path()).await;
+    let app = start_from_dir(&text("v2"), dir.path()).await;
     let s = status(&app).await;
     assert_eq!(s["phase"], "Degraded", "{s}");
     assert_eq!(s["abort"], true);
     assert_eq!(s["message"], "manual abort");
     assert_eq!(weight(&s), 0.0);
-    assert_eq!(app.shared.snapshot.load().weight_bp, 0);
-    assert!(app.shared.snapshot.load().aborted);
+    assert_eq!(app.snapshot().weight_bp, 0);
+    assert!(app.snapshot().aborted);
     app.shutdown().await;
 
     // A new canary version starts its own rollout.
-    let app = start_from_file(&text("v3"), dir.path()).await;
+    let app = start_from_dir(&text("v3"), dir.path()).await;
     let s = status(&app).await;
     assert_eq!(
         (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
@@ -278,7 +271,7 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
     assert_eq!(code, 200);
     app.shutdown().await;
     // ...so a restart resumes paused at the same step.
-    let app = start_from_file(&text("v3"), dir.path()).await;
+    let app = start_from_dir(&text("v3"), dir.path()).await;
     let s = status(&app).await;
     assert_eq!(
         (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
@@ -288,7 +281,7 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
 
     // A corrupt file is reported and ignored: a fresh start, not a crash.
     std::fs::write(&state, b"{ not json").unwrap();
-    let app = start_from_file(&text("v3"), dir.path()).await;
+    let app = start_from_dir(&text("v3"), dir.path()).await;
     let s = status(&app).await;
     assert_eq!(
         (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),

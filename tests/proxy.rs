@@ -3,6 +3,7 @@
 mod support;
 
 use bytes::Bytes;
+use canary_proxy::controller::Command;
 use canary_proxy::Role;
 use futures_util::{stream, StreamExt};
 use http::{Request, Response, StatusCode};
@@ -81,10 +82,7 @@ async fn sticky_clients_stay_on_canary_when_the_weight_rises() {
     for id in 0..400 {
         before.push(version_of(id).await);
     }
-    let snap = app.shared.snapshot.load_full();
-    app.shared
-        .snapshot
-        .store(Arc::new(snap.with_weight(5000, false)));
+    app.controller.call(Command::SetWeight(50.0)).await.unwrap();
     let mut moved_up = 0;
     for (id, was) in before.iter().enumerate() {
         let now = version_of(id).await;
@@ -129,9 +127,7 @@ async fn overrides_take_precedence_and_are_not_evidence() {
     // Anything else falls through to sticky/weight (weight 0 → stable).
     assert_eq!(ver(vec![("x-canary", "maybe")]).await, "v1");
     let evidence = app
-        .shared
-        .snapshot
-        .load()
+        .snapshot()
         .backend(Role::Canary)
         .stats
         .reading()
@@ -140,10 +136,7 @@ async fn overrides_take_precedence_and_are_not_evidence() {
     assert_eq!(count(&app, Role::Canary, 200), 2);
 
     // After an abort only header_value reaches the canary.
-    let snap = app.shared.snapshot.load_full();
-    app.shared
-        .snapshot
-        .store(Arc::new(snap.with_weight(0, true)));
+    app.controller.call(Command::Abort).await.unwrap();
     assert_eq!(ver(vec![("x-canary", "always")]).await, "v1");
     assert_eq!(ver(vec![("x-canary", "beta")]).await, "v2");
     app.shutdown().await;
@@ -365,8 +358,8 @@ async fn failures_map_to_502_503_504_and_are_counted() {
     assert_eq!(count(&app, Role::Stable, 504), 3);
 
     // 503: no healthy endpoint.
-    let snap = app.shared.snapshot.load_full();
-    for e in &snap.backend(Role::Canary).pool.endpoints {
+    let snap = app.snapshot();
+    for e in &snap.backend(Role::Canary).endpoints.endpoints {
         e.healthy.store(false, Ordering::Relaxed);
     }
     for _ in 0..2 {
@@ -378,18 +371,12 @@ async fn failures_map_to_502_503_504_and_are_counted() {
         assert_eq!(r.text(), "no healthy upstream\n");
     }
     assert_eq!(count(&app, Role::Canary, 503), 2);
-    for e in &snap.backend(Role::Canary).pool.endpoints {
+    for e in &snap.backend(Role::Canary).endpoints.endpoints {
         e.healthy.store(true, Ordering::Relaxed);
     }
 
     // 502: the upstream is gone.
-    let weighted = app
-        .shared
-        .snapshot
-        .load()
-        .backend(Role::Stable)
-        .stats
-        .reading();
+    let weighted = app.snapshot().backend(Role::Stable).stats.reading();
     drop(stable);
     let r = c.get(app.proxy_addr, "/").await.unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
@@ -403,13 +390,7 @@ async fn failures_map_to_502_503_504_and_are_counted() {
         assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 502);
     }
     assert_eq!(count(&app, Role::Stable, 502), 5);
-    let now = app
-        .shared
-        .snapshot
-        .load()
-        .backend(Role::Stable)
-        .stats
-        .reading();
+    let now = app.snapshot().backend(Role::Stable).stats.reading();
     let d = now.delta(&weighted);
     assert_eq!((d.requests, d.errors), (5, 5));
     app.shutdown().await;
@@ -426,13 +407,7 @@ async fn body_failure_after_headers_keeps_status_and_counts_an_error() {
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let r = TestClient::new().get(app.proxy_addr, "/reset").await;
     assert!(r.is_err(), "client must see a truncated body: {r:?}");
-    let stats = app
-        .shared
-        .snapshot
-        .load()
-        .backend(Role::Stable)
-        .stats
-        .clone();
+    let stats = app.snapshot().backend(Role::Stable).stats.clone();
     assert!(eventually(Duration::from_secs(2), || stats.reading().requests == 1).await);
     assert_eq!(count(&app, Role::Stable, 200), 1);
     assert_eq!(stats.reading().errors, 1);
@@ -453,13 +428,7 @@ async fn client_gone_before_headers_is_499_not_an_error() {
         .unwrap();
     assert!(eventually(Duration::from_secs(2), || stable.hits() == 1).await);
     drop(s);
-    let stats = app
-        .shared
-        .snapshot
-        .load()
-        .backend(Role::Stable)
-        .stats
-        .clone();
+    let stats = app.snapshot().backend(Role::Stable).stats.clone();
     assert!(
         eventually(Duration::from_secs(2), || count(&app, Role::Stable, 499)
             == 1)
@@ -541,13 +510,7 @@ async fn health_checks_evict_and_restore_an_endpoint() {
         &[("flaky", &flaky), ("steady", &steady), ("canary", &canary)],
     )
     .await;
-    let pool = app
-        .shared
-        .snapshot
-        .load()
-        .backend(Role::Stable)
-        .pool
-        .clone();
+    let pool = app.snapshot().backend(Role::Stable).endpoints.clone();
     assert!(
         pool.endpoints.iter().all(|e| e.is_healthy()),
         "start healthy"
@@ -654,10 +617,10 @@ async fn mismatched_certificate_and_key_fail_start() {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, a.cert.pem()).unwrap();
     std::fs::write(&key, b.key_pair.serialize_pem()).unwrap();
-    let err = canary_proxy::proxy::tls::load_certified_key(&cert, &key).unwrap_err();
+    let err = canary_proxy::certs::load_certified_key(&cert, &key).unwrap_err();
     assert!(err.to_string().starts_with("tls.key:"), "{err}");
-    let err = canary_proxy::proxy::tls::load_certified_key(&dir.path().join("nope.pem"), &key)
-        .unwrap_err();
+    let err =
+        canary_proxy::certs::load_certified_key(&dir.path().join("nope.pem"), &key).unwrap_err();
     assert!(err.to_string().starts_with("tls.cert:"), "{err}");
     let cfg = canary_proxy::config::parse(
         &format!(
@@ -973,10 +936,10 @@ async fn a_weight_change_applies_to_the_next_request_on_the_same_connection() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     assert!(ask(&mut s).await.ends_with("stable"));
-    let snap = app.shared.snapshot.load_full();
-    app.shared
-        .snapshot
-        .store(Arc::new(snap.with_weight(10_000, false)));
+    app.controller
+        .call(Command::SetWeight(100.0))
+        .await
+        .unwrap();
     assert!(ask(&mut s).await.ends_with("canary"));
     app.shutdown().await;
 }
@@ -1004,19 +967,19 @@ async fn certificate_reload_is_seen_by_the_next_handshake() {
             k.display()
         )
     };
-    let app = start_proxy(
-        &yaml(&tls(&c1, &k1)),
-        &[("stable", &stable), ("canary", &canary)],
-    )
-    .await;
-    let mut cfg = (**app.shared.config.load()).clone();
-    cfg.tls.as_mut().unwrap().cert = c2.clone();
+    let text = |c: &std::path::Path, k: &std::path::Path| {
+        yaml(&tls(c, k))
+            .replace("{stable}", &stable.url())
+            .replace("{canary}", &canary.url())
+    };
+    let path = dir.path().join("config.yaml");
+    let app = start_from_file(&text(&c1, &k1), &path).await;
     // A mismatched pair is rejected and changes nothing.
-    let mut bad = cfg.clone();
-    bad.tls.as_mut().unwrap().key = k1.clone();
-    assert!(app.shared.apply_reload(&bad).is_err());
-    cfg.tls.as_mut().unwrap().key = k2.clone();
-    app.shared.apply_reload(&cfg).unwrap();
+    std::fs::write(&path, text(&c2, &k1)).unwrap();
+    let e = app.controller.call(Command::Reload).await.unwrap_err();
+    assert!(e.message.contains("tls.key"), "{e}");
+    std::fs::write(&path, text(&c2, &k2)).unwrap();
+    app.controller.call(Command::Reload).await.unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck2.cert.der().clone()).unwrap();

@@ -96,7 +96,7 @@ impl Counted {
 
 /// Requests in the telemetry registry (what `http_requests_total` exports).
 fn counted(app: &App) -> u64 {
-    app.shared.registry.all().iter().map(|v| v.total()).sum()
+    app.registry().all().iter().map(|v| v.total()).sum()
 }
 
 fn report(name: &str, (sent, ok, failed): (u64, u64, u64), counted: u64) {
@@ -281,7 +281,7 @@ async fn hanging_canary_gets_504_counts_errors_and_is_aborted() {
     for _ in 0..300 {
         let r = c.get(app.proxy_addr, "/").await.unwrap();
         *codes.entry(r.status.as_u16()).or_insert(0) += 1;
-        if app.shared.snapshot.load().weight_bp == 0 {
+        if app.snapshot().weight_bp == 0 {
             break;
         }
     }
@@ -289,13 +289,7 @@ async fn hanging_canary_gets_504_counts_errors_and_is_aborted() {
     assert!(codes.keys().all(|k| *k == 200 || *k == 504), "{codes:?}");
     assert!(count(&app, canary_proxy::Role::Canary, 504) > 0);
     assert!(
-        eventually(Duration::from_secs(5), || app
-            .shared
-            .snapshot
-            .load()
-            .weight_bp
-            == 0)
-        .await,
+        eventually(Duration::from_secs(5), || app.snapshot().weight_bp == 0).await,
         "hanging canary was not aborted"
     );
     let s = status(&app).await;
@@ -369,14 +363,6 @@ fn file_text(stable: &Upstream, canary: &Upstream, i: usize) -> String {
     )
 }
 
-async fn start_from_file(text: &str, path: &std::path::Path) -> App {
-    std::fs::write(path, text).unwrap();
-    let config = config::load(path).expect("valid config");
-    App::start(config, Some(path.to_path_buf()))
-        .await
-        .expect("app starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_reloads_and_an_invalid_one_under_load_lose_nothing() {
     let (stable, canary) = pair().await;
@@ -444,7 +430,6 @@ async fn graceful_shutdown_under_load_finishes_every_request() {
     )
     .await;
     let addr = app.proxy_addr;
-    let registry = app.shared.clone();
     let load = Counted::start(addr, 8, Duration::from_millis(1));
     flowing(&load, 100).await;
     // Stop issuing new requests, wait until every request sent has reached an
@@ -462,9 +447,10 @@ async fn graceful_shutdown_under_load_finishes_every_request() {
         load.sent.load(Ordering::SeqCst) - load.ok() - load.failed.load(Ordering::SeqCst);
     assert!(in_flight > 0, "nothing in flight at shutdown");
     println!("graceful_shutdown: {in_flight} requests in flight at shutdown");
+    let versions = app.registry().all();
     app.shutdown().await;
     let res = load.finish().await;
-    let n: u64 = registry.registry.all().iter().map(|v| v.total()).sum();
+    let n: u64 = versions.iter().map(|v| v.total()).sum();
     report("graceful_shutdown", res, n);
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
     assert_eq!((res.2, res.1, n), (0, res.0, res.0));
@@ -626,14 +612,11 @@ async fn refusing_canary_gets_502_counts_errors_and_is_aborted() {
         if code == 200 {
             assert_eq!(r.text(), "stable");
         }
-        if app.shared.snapshot.load().weight_bp == 0 {
+        if app.snapshot().weight_bp == 0 {
             break;
         }
     }
-    assert!(
-        app.shared.snapshot.load().weight_bp == 0,
-        "not aborted: {codes:?}"
-    );
+    assert!(app.snapshot().weight_bp == 0, "not aborted: {codes:?}");
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(codes.keys().all(|k| *k == 200 || *k == 502), "{codes:?}");
     assert!(count(&app, canary_proxy::Role::Canary, 502) > 0);

@@ -1,12 +1,12 @@
 //! Telemetry: exact counters, quantile accuracy, sliding windows, `/v1/metrics`
 //! figures and the Prometheus exposition.
-use canary_proxy::app::Shared;
+use canary_proxy::snapshot::Snapshot;
 use canary_proxy::telemetry::apm::{apm_metrics, parse_window, WindowError};
 use canary_proxy::telemetry::export;
 use canary_proxy::telemetry::figures::version_figures;
 use canary_proxy::telemetry::histogram::HistogramCounts;
 use canary_proxy::telemetry::window::Windows;
-use canary_proxy::telemetry::{method_index, Outcome, Reading, VersionStats};
+use canary_proxy::telemetry::{method_index, Outcome, Reading, Registry, VersionStats};
 use canary_proxy::Role;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -370,8 +370,8 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 #[test]
 fn exported_text_has_spec_families_and_parses() {
     let config = canary_proxy::config::parse(CONFIG, &|_| None).expect("valid config");
-    let shared = Shared::new(&config);
-    let snap = shared.snapshot.load();
+    let registry = Registry::default();
+    let snap = Snapshot::build(&config, &registry, None, 0, false).expect("snapshot");
     record_mix(&snap.backend(Role::Canary).stats);
     let mut rng = StdRng::seed_from_u64(11);
     let lognormal = LogNormal::new(f64::ln(0.040), 0.6).expect("valid lognormal");
@@ -387,14 +387,23 @@ fn exported_text_has_spec_families_and_parses() {
             error: false,
         });
     }
-    snap.backend(Role::Stable).pool.endpoints[1]
-        .healthy
-        .store(false, Relaxed);
-    shared.gauges.weight_bp.store(2550, Relaxed);
-    shared.gauges.phase.store(3, Relaxed);
-    shared.gauges.aborts.store(2, Relaxed);
+    let endpoints = snap
+        .backends
+        .iter()
+        .flat_map(|b| {
+            b.endpoints
+                .endpoints
+                .iter()
+                .enumerate()
+                // the second stable endpoint is down
+                .map(move |(i, e)| (b.role, e.label.clone(), !(b.role == Role::Stable && i == 1)))
+        })
+        .collect();
+    registry.gauges.weight_bp.store(2550, Relaxed);
+    registry.gauges.phase.store(3, Relaxed);
+    registry.gauges.aborts.store(2, Relaxed);
 
-    let text = export::encode(&shared);
+    let text = export::encode(&registry, endpoints);
     assert!(
         !text.contains("# EOF"),
         "Prometheus 0.0.4 text, not OpenMetrics"

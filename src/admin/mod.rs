@@ -1,4 +1,4 @@
-//! The admin listener: health, metrics, the status page and the control API (SPEC §4).
+//! The admin listener: health, metrics, the status page and the control API.
 mod auth;
 mod routes;
 
@@ -7,9 +7,10 @@ mod routes;
 pub use auth::authorized;
 pub use routes::{parse_apm_query, parse_full, parse_weight, ApmQuery};
 
-use crate::app::Shared;
 use crate::config::Config;
 use crate::controller::ControllerHandle;
+use crate::snapshot::Live;
+use crate::telemetry::Registry;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -23,14 +24,17 @@ use tokio::task::JoinHandle;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) struct AdminState {
-    pub shared: Arc<Shared>,
+    /// Read for the token, readiness and endpoint health.
+    pub live: Live,
+    pub registry: Arc<Registry>,
     pub controller: ControllerHandle,
 }
 
 /// Binds `admin.listen` and serves until `shutdown` turns true.
 pub async fn start(
     config: &Config,
-    shared: Arc<Shared>,
+    live: Live,
+    registry: Arc<Registry>,
     controller: ControllerHandle,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -44,7 +48,11 @@ pub async fn start(
         )
     })?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AdminState { shared, controller });
+    let state = Arc::new(AdminState {
+        live,
+        registry,
+        controller,
+    });
     let task = tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {

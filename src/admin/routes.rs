@@ -71,7 +71,7 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         Method::POST | Method::PUT | Method::DELETE | Method::PATCH
     );
     if mutating {
-        let token = state.shared.config.load().admin.token.clone();
+        let token = state.live.load().admin.token.clone();
         if !auth::authorized(&token, req.headers()) {
             let mut r = error(401, "missing or wrong bearer token");
             r.headers_mut().insert(
@@ -129,8 +129,8 @@ async fn route(state: &AdminState, method: &Method, path: &str, query: &str, bod
     match (method.as_str(), path) {
         (_, "/healthz") => respond(200, "text/plain; charset=utf-8", "ok\n"),
         (_, "/readyz") => {
-            let snap = state.shared.snapshot.load();
-            if snap.backend(Role::Stable).pool.any_healthy() {
+            let snap = state.live.load();
+            if snap.backend(Role::Stable).endpoints.any_healthy() {
                 respond(200, "text/plain; charset=utf-8", "ready\n")
             } else {
                 respond(
@@ -140,7 +140,7 @@ async fn route(state: &AdminState, method: &Method, path: &str, query: &str, bod
                 )
             }
         }
-        (_, "/metrics") => respond(200, export::CONTENT_TYPE, export::encode(&state.shared)),
+        (_, "/metrics") => metrics(state),
         (_, "/") => respond(200, "text/html; charset=utf-8", STATUS_PAGE),
         (_, "/api/v1/status") => json_resp(200, &ctl.view().status),
         (_, "/api/v1/events") => json_resp(
@@ -261,7 +261,7 @@ fn apm_metrics(state: &AdminState, query: &str) -> Resp {
         Ok(q) => q,
         Err(msg) => return error(400, msg),
     };
-    let window = window.unwrap_or_else(|| state.shared.config.load().analysis.window.get());
+    let window = window.unwrap_or_else(|| state.live.load().admin.window);
     match state.controller.span(role, window) {
         Some((reading, covered)) => match serde_json::to_value(apm::apm_metrics(&reading, covered))
         {
@@ -270,6 +270,26 @@ fn apm_metrics(state: &AdminState, query: &str) -> Resp {
         },
         None => error(400, "window is longer than the 1h served"),
     }
+}
+
+/// `GET /metrics`: the registry's families plus each endpoint's health.
+fn metrics(state: &AdminState) -> Resp {
+    let snap = state.live.load();
+    let endpoints = snap
+        .backends
+        .iter()
+        .flat_map(|b| {
+            b.endpoints
+                .endpoints
+                .iter()
+                .map(move |e| (b.role, e.label.clone(), e.is_healthy()))
+        })
+        .collect();
+    respond(
+        200,
+        export::CONTENT_TYPE,
+        export::encode(&state.registry, endpoints),
+    )
 }
 
 #[cfg(test)]

@@ -10,17 +10,15 @@ pub mod state_file;
 pub mod status;
 pub mod webhook;
 
-use crate::app::Shared;
 use crate::config::{self, Analysis, Config, StepKind};
 use crate::judge::{CheckResult, Guard, Verdict};
-use crate::snapshot::ErrorStatuses;
+use crate::snapshot::{ErrorStatuses, Live, Snapshot};
 use crate::telemetry::window::Windows;
-use crate::telemetry::Reading;
-use crate::Role;
+use crate::telemetry::{Reading, Registry};
+use crate::{Phase, Role};
 use arc_swap::ArcSwap;
 use events::Events;
 use plan::{Gate, Plan};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use state_file::State;
 use status::StatusView;
@@ -30,34 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use webhook::Notifier;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Phase {
-    Progressing,
-    Paused,
-    Healthy,
-    Degraded,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 4] = [
-        Phase::Progressing,
-        Phase::Paused,
-        Phase::Healthy,
-        Phase::Degraded,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Progressing => "Progressing",
-            Phase::Paused => "Paused",
-            Phase::Healthy => "Healthy",
-            Phase::Degraded => "Degraded",
-        }
-    }
-    fn index(self) -> u8 {
-        self as u8
-    }
-}
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -133,7 +103,8 @@ fn lock(w: &SharedWindows) -> MutexGuard<'_, [Windows; 2]> {
 pub fn spawn(
     config: Config,
     config_path: Option<PathBuf>,
-    shared: Arc<Shared>,
+    live: Live,
+    registry: Arc<Registry>,
     mut shutdown: watch::Receiver<bool>,
 ) -> ControllerHandle {
     let (tx, mut rx) = mpsc::channel::<Request>(64);
@@ -144,7 +115,7 @@ pub fn spawn(
         view: view.clone(),
         windows: windows.clone(),
     };
-    let mut ctl = Ctl::new(config, config_path, shared, view, windows);
+    let mut ctl = Ctl::new(config, config_path, live, registry, view, windows);
     ctl.start();
     tokio::spawn(async move {
         let mut period = ctl.analysis.interval.get();
@@ -196,7 +167,9 @@ fn canary_version(c: &Config) -> String {
 struct Ctl {
     config: Config,
     config_path: Option<PathBuf>,
-    shared: Arc<Shared>,
+    /// The snapshot this controller publishes (its only writer).
+    live: Live,
+    registry: Arc<Registry>,
     view: Arc<ArcSwap<StatusView>>,
     windows: SharedWindows,
     phase: Phase,
@@ -219,11 +192,12 @@ impl Ctl {
     fn new(
         config: Config,
         config_path: Option<PathBuf>,
-        shared: Arc<Shared>,
+        live: Live,
+        registry: Arc<Registry>,
         view: Arc<ArcSwap<StatusView>>,
         windows: SharedWindows,
     ) -> Ctl {
-        let snap = shared.snapshot.load();
+        let snap = live.load();
         let cumulative = [
             snap.backend(Role::Stable).stats.reading(),
             snap.backend(Role::Canary).stats.reading(),
@@ -249,7 +223,8 @@ impl Ctl {
             canary_down: false,
             config,
             config_path,
-            shared,
+            live,
+            registry,
             view,
             windows,
         }
@@ -372,7 +347,7 @@ impl Ctl {
     }
 
     fn publish_snapshot(&self) {
-        let cur = self.shared.snapshot.load();
+        let cur = self.live.load();
         let statuses = ErrorStatuses::parse(&self.analysis.error_statuses);
         let mut next = None;
         if cur.weight_bp != self.weight_bp || cur.aborted != self.abort {
@@ -383,9 +358,9 @@ impl Ctl {
             next = Some(base.with_error_statuses(statuses));
         }
         if let Some(n) = next {
-            self.shared.snapshot.store(Arc::new(n));
+            self.live.store(Arc::new(n));
         }
-        let g = &self.shared.gauges;
+        let g = &self.registry.gauges;
         g.weight_bp.store(self.weight_bp, Relaxed);
         g.phase.store(self.phase.index(), Relaxed);
     }
@@ -411,7 +386,7 @@ impl Ctl {
     }
 
     fn parts_objects(&self) -> (status::VersionObject, status::VersionObject) {
-        let snap = self.shared.snapshot.load();
+        let snap = self.live.load();
         let w = lock(&self.windows);
         (
             status::version_object(&snap.backend(Role::Stable).version, &w[0]),
@@ -487,7 +462,7 @@ impl Ctl {
     }
 
     fn tick(&mut self) {
-        let snap = self.shared.snapshot.load_full();
+        let snap = self.live.load_full();
         let (canary_tick, canary_window, stable_window) = {
             let mut w = lock(&self.windows);
             for r in Role::ALL {
@@ -502,7 +477,7 @@ impl Ctl {
             )
         };
 
-        let down = !snap.backend(Role::Canary).pool.any_healthy();
+        let down = !snap.backend(Role::Canary).endpoints.any_healthy();
         if down != self.canary_down {
             self.canary_down = down;
             if down {
@@ -554,7 +529,7 @@ impl Ctl {
             p.hold = false;
             p.resume_advances = false;
         }
-        self.shared.gauges.aborts.fetch_add(1, Relaxed);
+        self.registry.gauges.aborts.fetch_add(1, Relaxed);
         tracing::warn!(
             metric,
             previous_weight = config::bp_to_weight(prev),
@@ -891,11 +866,15 @@ impl Ctl {
             tracing::error!("reload: {msg}");
             return Err(ApiError::new(400, msg));
         }
-        if let Err(e) = self.shared.apply_reload(&new) {
-            let msg = format!("config rejected: {e}");
-            tracing::error!("reload: {msg}");
-            return Err(ApiError::new(400, msg));
-        }
+        // Certificates and CA files are read here: a bad one rejects the
+        // reload before anything changed.
+        let cur = self.live.load_full();
+        let snap = Snapshot::build(&new, &self.registry, Some(&cur), self.weight_bp, self.abort)
+            .map_err(|e| {
+                let msg = format!("config rejected: {e}");
+                tracing::error!("reload: {msg}");
+                ApiError::new(400, msg)
+            })?;
 
         let prev = self.weight_bp;
         let old = std::mem::replace(&mut self.config, new);
@@ -904,20 +883,12 @@ impl Ctl {
         let plan_changed = steps(&self.config) != steps(&old);
 
         // The routing snapshot for the new config, keeping weight and abort.
-        let cur = self.shared.snapshot.load_full();
-        let snap = crate::snapshot::Snapshot::build(
-            &self.config,
-            &self.shared.registry,
-            Some(&cur),
-            self.weight_bp,
-            self.abort,
-        );
-        self.shared.snapshot.store(Arc::new(snap));
+        self.live.store(Arc::new(snap));
 
         let mut note = String::new();
         if version_changed {
             // A new canary: new evidence, and the rollout starts over.
-            let snap = self.shared.snapshot.load();
+            let snap = self.live.load();
             self.cumulative[1] = snap.backend(Role::Canary).stats.reading();
             {
                 let mut w = lock(&self.windows);

@@ -1,6 +1,6 @@
 //! The state file (SPEC §7.2): the rollout's position, written atomically on
 //! every phase or weight change so an aborted canary stays at 0 after a restart.
-use super::Phase;
+use crate::Phase;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;

@@ -1,11 +1,11 @@
 //! The read-only view the controller publishes after every tick and change, so
 //! the admin API's GETs never wait on the controller task.
 use super::events::Event;
-use super::Phase;
 use crate::judge::{argo_weight, Verdict};
 use crate::telemetry::figures::{version_figures, VersionFigures};
 use crate::telemetry::window::Windows;
 use crate::telemetry::Reading;
+use crate::Phase;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -194,9 +194,9 @@ fn parse_status(v: &Value) -> Status {
 
 /// Fallback while the admin API does not answer: the controller's gauges.
 fn status_from_gauges(app: &App, prev: &Status) -> Status {
-    use crate::controller::Phase;
+    use crate::Phase;
     use std::sync::atomic::Ordering::Relaxed;
-    let g = &app.shared.gauges;
+    let g = &app.registry().gauges;
     let phase = Phase::ALL
         .get(g.phase.load(Relaxed) as usize)
         .copied()
@@ -351,7 +351,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
                 _ = &mut tick_fut => break,
                 _ = tokio::time::sleep(Duration::from_millis(2)) => {
                     if fault_at.is_some() && rollback_at.is_none() {
-                        let snap = stage.app.shared.snapshot.load();
+                        let snap = stage.app.snapshot();
                         if snap.weight_bp == 0 {
                             rollback_at = Some(Instant::now());
                         }

@@ -1,8 +1,8 @@
 //! Response bodies and the per-request recorder: exactly one `Outcome` per
 //! request, written when the response body ends, fails, or is dropped.
 use super::conn_io::Busy;
-use super::pool::ResponseBody;
 use crate::telemetry::{Outcome, VersionStats};
+use crate::upstream::pool::ResponseBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;

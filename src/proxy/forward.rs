@@ -1,13 +1,14 @@
 //! Forwarding one request: one snapshot load, one routing decision, one
 //! upstream exchange (with connect-failure retries), one recorded outcome.
 use super::body::{Inner, ProxyBody, Recorder};
-use super::client::{ReclaimBody, UpstreamBody};
 use super::conn_io::Busy;
-use super::pool;
-use super::{headers, idempotent, ids, upgrade, ConnCtx, Proxy};
-use crate::routing::{self, Endpoint, StickyKey};
+use super::{headers, ids, upgrade, ConnCtx, Proxy};
+use crate::routing::{self, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
 use crate::telemetry::method_index;
+use crate::upstream::client::{ReclaimBody, UpstreamBody};
+use crate::upstream::endpoints::Endpoint;
+use crate::upstream::{idempotent, pool};
 use crate::Role;
 use http::header::{CONTENT_TYPE, HOST, SET_COOKIE};
 use http::uri::PathAndQuery;
@@ -53,7 +54,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
-    let snap = proxy.shared.snapshot.load_full();
+    let snap = proxy.live.load_full();
     let decision = routing::decide(
         &snap.rules,
         req.headers(),
@@ -73,7 +74,7 @@ pub async fn handle(
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-    let mut resp = match send(&proxy, &ctx, &snap, backend, req, upgrade).await {
+    let mut resp = match send(&ctx, &snap, backend, req, upgrade).await {
         Ok(mut up) => {
             let status = up.status();
             let switching = status == StatusCode::SWITCHING_PROTOCOLS;
@@ -133,7 +134,6 @@ fn upstream_uri(endpoint: &Uri, path: &PathAndQuery) -> Option<Uri> {
 /// Plain-http endpoints go through the lock-free `pool`; https endpoints and
 /// upgrades through hyper-util's client (TLS, ALPN h2, upgrade support).
 async fn send(
-    proxy: &Proxy,
     ctx: &ConnCtx,
     snap: &Snapshot,
     backend: &Backend,
@@ -141,7 +141,7 @@ async fn send(
     upgrade: bool,
 ) -> Result<Response<Inner>, Failure> {
     let settings = &snap.settings;
-    let mut endpoint: Arc<Endpoint> = backend.pool.pick().ok_or(Failure::NoEndpoint)?.clone();
+    let mut endpoint: Arc<Endpoint> = backend.endpoints.pick().ok_or(Failure::NoEndpoint)?.clone();
     let (mut parts, body) = req.into_parts();
 
     // Host as the client sent it; for h2 clients, `:authority`.
@@ -224,7 +224,7 @@ async fn send(
     // Requests with a body, https endpoints and upgrades: hyper-util's client,
     // which consumes the request even when the connect fails, so a retry
     // needs a copy.
-    let client = proxy.clients().by_role[backend.role.index()].clone();
+    let client = &backend.client.client;
     let mut body = body;
     loop {
         let mut reclaim = None;
@@ -272,7 +272,7 @@ async fn send(
 /// The endpoint to retry a connect failure on (another one when there is one).
 fn other_endpoint(backend: &Backend, failed: &Endpoint) -> Result<Arc<Endpoint>, Failure> {
     backend
-        .pool
+        .endpoints
         .pick_other(failed)
         .cloned()
         .ok_or(Failure::Connect)

@@ -1,5 +1,6 @@
 //! Header rules for a reverse proxy: hop-by-hop headers removed in both
 //! directions, `X-Forwarded-*` set from what this proxy saw, `x-request-id`.
+use crate::upstream::h1::{connection_has, connection_tokens};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -23,21 +24,6 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Does `Connection` name `token` (case-insensitive, comma-separated lists)?
-pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.

@@ -1,11 +1,11 @@
 //! Active health checks (`upstreams.X.health_check`): one task per version
-//! that follows the current snapshot's pool (a reload may replace it), probes
+//! that follows the current snapshot's endpoint set (a reload may replace it), probes
 //! every endpoint each `interval`, and flips `Endpoint.healthy` after
 //! `unhealthy_after` consecutive failures / `healthy_after` successes.
-use super::client::{UpstreamBody, UpstreamClient};
-use super::Proxy;
 use crate::config::HealthCheck;
-use crate::routing::{Endpoint, Pool};
+use crate::snapshot::Live;
+use crate::upstream::client::{UpstreamBody, UpstreamClient};
+use crate::upstream::endpoints::{Endpoint, EndpointSet};
 use crate::Role;
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
@@ -25,22 +25,18 @@ struct Streak {
     successes: u32,
 }
 
-pub fn spawn(proxy: Arc<Proxy>, role: Role, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(live: Live, role: Role, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut pool: Option<Arc<Pool>> = None;
+        let mut set: Option<Arc<EndpointSet>> = None;
         let mut streaks: Vec<Streak> = Vec::new();
         loop {
-            let config = proxy.shared.config.load_full();
-            let current = proxy.shared.snapshot.load().backend(role).pool.clone();
-            if !pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, &current)) {
+            let backend = live.load().backend(role).clone();
+            let current = backend.endpoints.clone();
+            if !set.as_ref().is_some_and(|p| Arc::ptr_eq(p, &current)) {
                 streaks = vec![Streak::default(); current.endpoints.len()];
-                pool = Some(current.clone());
+                set = Some(current.clone());
             }
-            let up = match role {
-                Role::Stable => &config.upstreams.stable,
-                Role::Canary => &config.upstreams.canary,
-            };
-            let wait = match &up.health_check {
+            let wait = match &backend.health_check {
                 None => {
                     // Checks switched off by a reload: nothing can bring an
                     // evicted endpoint back, so put every endpoint in rotation.
@@ -50,9 +46,9 @@ pub fn spawn(proxy: Arc<Proxy>, role: Role, mut shutdown: watch::Receiver<bool>)
                     NO_CHECK_POLL
                 }
                 Some(hc) => {
-                    let client = proxy.clients().by_role[role.index()].clone();
+                    let client = &backend.client.client;
                     let results = futures_util::future::join_all(
-                        current.endpoints.iter().map(|e| probe(&client, e, hc)),
+                        current.endpoints.iter().map(|e| probe(client, e, hc)),
                     )
                     .await;
                     for ((e, ok), s) in current.endpoints.iter().zip(results).zip(&mut streaks) {

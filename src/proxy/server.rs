@@ -87,7 +87,7 @@ pub fn spawn(
             let tls = tls.clone();
             conns.spawn(async move {
                 let _permit = permit;
-                let settings = proxy.shared.snapshot.load().settings.clone();
+                let settings = proxy.live.load().settings.clone();
                 let (header_read, idle) = (settings.header_read_timeout, settings.idle_timeout);
                 let activity = Arc::new(Activity::default());
                 match tls {

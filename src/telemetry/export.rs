@@ -1,4 +1,4 @@
-//! Prometheus text exposition (SPEC §5) through prometheus-client's encoder.
+//! Prometheus text exposition through prometheus-client's encoder.
 //!
 //! A scrape copies the atomics into an owned [`Scrape`] (the only lock taken is
 //! the registry's version list), registers it as a [`Collector`] and encodes it.
@@ -10,10 +10,9 @@
 //! which would declare `http_requests` and emit `http_requests_total` samples,
 //! a pairing the 0.0.4 parser reads as an untyped family.
 use super::histogram::{HistogramCounts, BOUNDS_SECS, BUCKETS, FINITE_BUCKETS};
+use super::Registry as Versions;
 use super::VersionStats;
-use crate::app::Shared;
-use crate::controller::Phase;
-use crate::Role;
+use crate::{Phase, Role};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -23,10 +22,14 @@ use std::sync::atomic::Ordering::Relaxed;
 /// `Content-Type` of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Encodes every SPEC §5 family from the shared state.
-pub fn encode(shared: &Shared) -> String {
+/// An endpoint's health as exported: `(role, endpoint label, healthy)`.
+pub type EndpointHealth = (Role, String, bool);
+
+/// Encodes every family: per-version counters and histograms and the
+/// controller's gauges from `versions`, endpoint health from the caller.
+pub fn encode(versions: &Versions, endpoints: Vec<EndpointHealth>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape::read(shared)));
+    registry.register_collector(Box::new(Scrape::read(versions, endpoints)));
     let mut out = String::with_capacity(64 * 1024);
     // Writing into a String cannot fail; an error here would be a bug in an
     // encoder, and a partial body is still better than a panic on scrape.
@@ -41,8 +44,7 @@ pub struct Scrape {
     weight_percent: f64,
     phase: usize,
     aborts: u64,
-    /// `(role, endpoint label, healthy)`.
-    endpoints: Vec<(Role, String, bool)>,
+    endpoints: Vec<EndpointHealth>,
 }
 
 #[derive(Debug)]
@@ -55,31 +57,20 @@ struct VersionScrape {
 }
 
 impl Scrape {
-    pub fn read(shared: &Shared) -> Scrape {
-        let versions = shared
-            .registry
-            .all()
-            .iter()
-            .map(|s| VersionScrape::read(s))
-            .collect();
-        let snap = shared.snapshot.load();
-        let mut endpoints: Vec<(Role, String, bool)> = Vec::new();
-        for b in &snap.backends {
-            for e in &b.pool.endpoints {
-                // a listed-twice endpoint must not become a duplicate series
-                if !endpoints
-                    .iter()
-                    .any(|(r, l, _)| *r == b.role && *l == e.label)
-                {
-                    endpoints.push((b.role, e.label.clone(), e.is_healthy()));
-                }
-            }
-        }
+    pub fn read(versions: &Versions, mut endpoints: Vec<EndpointHealth>) -> Scrape {
+        // A listed-twice endpoint must not become a duplicate series.
+        let mut seen = std::collections::HashSet::new();
+        endpoints.retain(|(r, l, _)| seen.insert((*r, l.clone())));
+        let g = &versions.gauges;
         Scrape {
-            versions,
-            weight_percent: shared.gauges.weight_bp.load(Relaxed) as f64 / 100.0,
-            phase: shared.gauges.phase.load(Relaxed) as usize,
-            aborts: shared.gauges.aborts.load(Relaxed),
+            versions: versions
+                .all()
+                .iter()
+                .map(|s| VersionScrape::read(s))
+                .collect(),
+            weight_percent: g.weight_bp.load(Relaxed) as f64 / 100.0,
+            phase: g.phase.load(Relaxed) as usize,
+            aborts: g.aborts.load(Relaxed),
             endpoints,
         }
     }

@@ -243,6 +243,8 @@ impl VersionStats {
 #[derive(Default)]
 pub struct Registry {
     versions: Mutex<Vec<Arc<VersionStats>>>,
+    /// Written by the controller, read on scrape.
+    pub gauges: ControllerGauges,
 }
 
 impl Registry {
@@ -271,7 +273,7 @@ impl Registry {
 pub struct ControllerGauges {
     /// Canary weight in basis points.
     pub weight_bp: std::sync::atomic::AtomicU32,
-    /// Index into `controller::Phase::ALL`.
+    /// Index into `Phase::ALL`.
     pub phase: std::sync::atomic::AtomicU8,
     pub aborts: AtomicU64,
 }

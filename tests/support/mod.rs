@@ -324,6 +324,15 @@ pub async fn start_proxy(yaml: &str, upstreams: &[(&str, &Upstream)]) -> App {
     App::start(config, None).await.expect("proxy starts")
 }
 
+/// Writes `text` to `path` and starts the App from that file (so reloads re-read it).
+pub async fn start_from_file(text: &str, path: &std::path::Path) -> App {
+    std::fs::write(path, text).unwrap();
+    let config = canary_proxy::config::load(path).expect("valid config");
+    App::start(config, Some(path.to_path_buf()))
+        .await
+        .expect("app starts")
+}
+
 /// Minimal config: stable + canary, both on loopback, admin on port 0.
 pub fn yaml(extra: &str) -> String {
     format!(
@@ -431,9 +440,7 @@ impl TestClient {
 
 /// Requests recorded for `role` with `status` (any method).
 pub fn count(app: &App, role: Role, status: u16) -> u64 {
-    app.shared
-        .snapshot
-        .load()
+    app.snapshot()
         .backend(role)
         .stats
         .status_counts()

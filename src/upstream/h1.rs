@@ -7,7 +7,6 @@
 //! RFC 9112 §6.3. Response bodies are handed to the client as zero-copy
 //! slices of the read buffer. (Requests with a body stay on hyper's client,
 //! which streams both directions at once.)
-use super::headers::connection_has;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
@@ -19,6 +18,22 @@ const MAX_HEADERS: usize = 128;
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest trailer section skipped at the end of a chunked body.
 const MAX_TRAILERS: usize = 64 * 1024;
+
+/// The tokens of every `Connection` field line (comma-separated, trimmed).
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Does `Connection` name `token` (case-insensitive, comma-separated lists)?
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
 
 /// What went wrong on an upstream HTTP/1.1 connection.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,6 @@
 //! Upstream clients: pooled keep-alive hyper clients (HTTP/1.1, and h2 by ALPN
 //! for https upstreams), one per version so each can trust its own extra CA.
-use super::tls::provider;
-use crate::config::Config;
+use crate::certs::{provider, upstream_roots, CaError};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -9,53 +8,41 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-#[derive(Debug, thiserror::Error)]
-#[error("upstreams.{role}.ca: cannot load {path}: {message}")]
-pub struct CaError {
-    pub role: &'static str,
-    pub path: String,
-    pub message: String,
+/// What a client is built from. A snapshot keeps the previous version's
+/// client (and its pooled connections) while these are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Extra CA (PEM) trusted for https endpoints of this version.
+    pub ca: Option<PathBuf>,
 }
 
-/// The clients built from one config (connect timeout and CA files).
-pub struct ClientSet {
-    /// `[stable, canary]`.
-    pub by_role: [UpstreamClient; 2],
-    /// The config these were built from (pointer identity tells a reload).
-    pub built_from: Arc<Config>,
+/// One version's hyper client (https endpoints, requests with a body, upgrades).
+pub struct VersionClient {
+    pub settings: ClientSettings,
+    pub client: UpstreamClient,
 }
 
-impl ClientSet {
-    pub fn build(config: Arc<Config>) -> Result<ClientSet, CaError> {
-        let connect = config.timeouts.connect.get();
-        let idle = config.timeouts.idle.get();
-        let stable = build_client(
-            connect,
-            idle,
-            config.upstreams.stable.ca.as_deref(),
-            "stable",
+impl VersionClient {
+    /// Builds the client; reads the CA file, so it runs when a snapshot is
+    /// built, never on the request path.
+    pub fn build(settings: ClientSettings, role: &'static str) -> Result<VersionClient, CaError> {
+        let client = build_client(
+            settings.connect_timeout,
+            settings.idle_timeout,
+            settings.ca.as_deref(),
+            role,
         )?;
-        let canary = build_client(
-            connect,
-            idle,
-            config.upstreams.canary.ca.as_deref(),
-            "canary",
-        )?;
-        Ok(ClientSet {
-            by_role: [stable, canary],
-            built_from: config,
-        })
+        Ok(VersionClient { settings, client })
     }
 }
 
@@ -65,25 +52,7 @@ fn build_client(
     ca: Option<&Path>,
     role: &'static str,
 ) -> Result<UpstreamClient, CaError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca {
-        let err = |message: String| CaError {
-            role,
-            path: path.display().to_string(),
-            message,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(err("no certificate in file".into()));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| err(e.to_string()))?;
-        }
-    }
+    let roots = upstream_roots(ca, role)?;
     let tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| CaError {

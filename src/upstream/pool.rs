@@ -9,9 +9,9 @@
 //! dropped, never reused. Requests with a body, https and upgrade requests
 //! use `client::ClientSet`.
 use super::client::UpstreamBody;
+use super::endpoints::Endpoint;
 use super::h1::{self, Decoded, Decoder, H1Error};
 use super::idempotent;
-use crate::routing::Endpoint;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
