@@ -1,7 +1,7 @@
 //! End-to-end tests of the data plane: real upstreams on 127.0.0.1:0, real
 //! HTTP through the proxy.
-mod support;
 
+use crate::support::*;
 use bytes::Bytes;
 use canary_proxy::controller::Command;
 use canary_proxy::Role;
@@ -13,7 +13,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};

@@ -1,6 +1,5 @@
 //! Helpers for the controller and admin tests: admin API calls, a steady load
 //! through the proxy, and a webhook receiver.
-#![allow(dead_code)]
 use crate::support::*;
 use bytes::Bytes;
 use canary_proxy::app::App;

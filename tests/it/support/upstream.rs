@@ -1,30 +1,14 @@
-//! In-process test upstreams and helpers shared by the integration tests.
-//!
-//! ```ignore
-//! let up = TestServer::new()
-//!     .route("/slow", |_req| async { resp::delayed(Duration::from_millis(200), resp::text(200, "late")).await })
-//!     .echo("/echo")
-//!     .start()
-//!     .await;
-//! let app = start_proxy(YAML, &[("stable", &up), ("canary", &other)]).await;
-//! let r = TestClient::new().get(app.proxy_addr, "/slow").await.unwrap();
-//! ```
+//! In-process test upstreams: routes are closures, faults on demand.
 //!
 //! Every server listens on 127.0.0.1:0, records the requests it saw, and
 //! stops when its `Upstream` is dropped.
-#![allow(dead_code)]
-
 use bytes::Bytes;
-use canary_proxy::app::App;
-use canary_proxy::Role;
 use futures_util::FutureExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -306,161 +290,5 @@ pub mod resp {
         r.headers_mut()
             .insert("content-length", "1000000".parse().unwrap());
         r
-    }
-}
-
-/// Parses `yaml` as a config after replacing `{name}` with each upstream's URL
-/// (`{dead}` → an address nothing listens on), then starts the App.
-pub async fn start_proxy(yaml: &str, upstreams: &[(&str, &Upstream)]) -> App {
-    let mut text = yaml.to_string();
-    for (name, up) in upstreams {
-        text = text.replace(&format!("{{{name}}}"), &up.url());
-    }
-    if text.contains("{dead}") {
-        text = text.replace("{dead}", &format!("http://{}", dead_addr().await));
-    }
-    let config = canary_proxy::config::parse(&text, &|_| None)
-        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n---\n{text}"));
-    App::start(config, None).await.expect("proxy starts")
-}
-
-/// Writes `text` to `path` and starts the App from that file (so reloads re-read it).
-pub async fn start_from_file(text: &str, path: &std::path::Path) -> App {
-    std::fs::write(path, text).unwrap();
-    let config = canary_proxy::config::load(path).expect("valid config");
-    App::start(config, Some(path.to_path_buf()))
-        .await
-        .expect("app starts")
-}
-
-/// Minimal config: stable + canary, both on loopback, admin on port 0.
-pub fn yaml(extra: &str) -> String {
-    format!(
-        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  stable: {{ version: v1, endpoints: [\"{{stable}}\"] }}\n  canary: {{ version: v2, endpoints: [\"{{canary}}\"] }}\n{extra}"
-    )
-}
-
-/// A response read in full.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub version: Version,
-}
-
-impl Reply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// A small keep-alive HTTP/1.1 client (or h2c with `h2c()`).
-#[derive(Clone)]
-pub struct TestClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Default for TestClient {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TestClient {
-    pub fn new() -> Self {
-        TestClient {
-            inner: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    /// HTTP/2 with prior knowledge.
-    pub fn h2c() -> Self {
-        TestClient {
-            inner: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build_http(),
-        }
-    }
-
-    pub async fn get(&self, addr: SocketAddr, path: &str) -> Result<Reply, String> {
-        self.send(
-            Request::get(format!("http://{addr}{path}"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// GET with extra headers.
-    pub async fn get_with(
-        &self,
-        addr: SocketAddr,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Reply, String> {
-        let mut b = Request::get(format!("http://{addr}{path}"));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        self.send(b.body(Full::default()).unwrap()).await
-    }
-
-    /// GET returning the response with its body unread (to stream or abandon it).
-    pub async fn raw(&self, addr: SocketAddr, path: &str) -> Result<Response<Incoming>, String> {
-        let req = Request::get(format!("http://{addr}{path}"))
-            .body(Full::default())
-            .unwrap();
-        self.inner.request(req).await.map_err(|e| format!("{e:?}"))
-    }
-
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
-        let resp = self
-            .inner
-            .request(req)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-            version: parts.version,
-        })
-    }
-}
-
-/// Requests recorded for `role` with `status` (any method).
-pub fn count(app: &App, role: Role, status: u16) -> u64 {
-    app.snapshot()
-        .backend(role)
-        .stats
-        .status_counts()
-        .iter()
-        .filter(|(_, s, _)| *s == status)
-        .map(|(_, _, n)| n)
-        .sum()
-}
-
-/// Polls `cond` every 10 ms until it holds or `within` passes (for state that
-/// changes on a timer, like health checks). Returns whether it held.
-pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = tokio::time::Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

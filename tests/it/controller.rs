@@ -1,14 +1,11 @@
 //! The controller end to end: real upstreams, real traffic through the proxy,
 //! the admin API to observe and drive it.
-mod ctl;
-mod support;
 
+use crate::support::*;
 use canary_proxy::app::App;
-use ctl::*;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use support::*;
 
 fn weight(s: &Value) -> f64 {
     s["canary_weight"].as_f64().unwrap_or(-1.0)

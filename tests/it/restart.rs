@@ -1,9 +1,7 @@
 //! The real binary as a child process: `kill -9` during a rollout and after an
 //! abort, restarts over a damaged state file, SIGHUP reloads under load.
-mod ctl;
-mod support;
 
-use ctl::admin_at;
+use crate::support::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A running `canary-proxy run`, killed with SIGKILL when dropped.
 struct Proc {

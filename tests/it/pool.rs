@@ -1,13 +1,12 @@
 //! The upstream connection pool (src/proxy/pool.rs): keep-alive reuse, and a
 //! connection is never reused unless its previous response was read to the end.
-mod support;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use support::*;
 use tokio::sync::mpsc;
 
 async fn pair_with(stable: TestServer) -> (Upstream, Upstream) {

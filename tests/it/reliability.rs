@@ -2,13 +2,11 @@
 //! restarts over a damaged state file, TLS to upstreams. Each test is bounded
 //! and loopback only. Points already proven elsewhere are listed in
 //! docs/guarantees.md rather than repeated here.
-mod ctl;
-mod support;
 
+use crate::support::*;
 use bytes::Bytes;
 use canary_proxy::app::App;
 use canary_proxy::config;
-use ctl::*;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -18,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

@@ -1,12 +1,9 @@
 //! The admin API end to end: every transition with its 409s, auth, bad input
 //! that changes nothing, reload, and the read-only endpoints' shapes.
-mod ctl;
-mod support;
 
-use ctl::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::Duration;
-use support::*;
 
 fn weight(s: &Value) -> f64 {
     s["canary_weight"].as_f64().unwrap_or(-1.0)
