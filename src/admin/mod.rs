@@ -9,6 +9,7 @@ pub use routes::{parse_apm_query, parse_full, parse_weight, ApmQuery};
 
 use crate::config::Config;
 use crate::controller::ControllerHandle;
+use crate::proxy::listener;
 use crate::snapshot::Live;
 use crate::telemetry::Registry;
 use hyper::server::conn::http1;
@@ -16,12 +17,22 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Request bodies above this are refused (every admin body is a small JSON object).
 pub const MAX_BODY: usize = 64 * 1024;
+/// Connections the admin listener holds at once. Its own cap, separate from
+/// the data plane's `limits.max_connections`, so a flood of admin connections
+/// cannot take descriptors or permits from proxied traffic.
+pub const MAX_CONNECTIONS: usize = 64;
+/// From the moment a request is awaited (a new or kept-alive connection) to
+/// the end of its head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// For the whole request body (at most `MAX_BODY`).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct AdminState {
     /// Read for the token, readiness and endpoint health.
@@ -30,13 +41,14 @@ pub(crate) struct AdminState {
     pub controller: ControllerHandle,
 }
 
-/// Binds `admin.listen` and serves until `shutdown` turns true.
+/// Binds `admin.listen` and serves until `shutdown` turns true, then drains
+/// for at most `timeouts.drain` like the proxy listeners.
 pub async fn start(
     config: &Config,
     live: Live,
     registry: Arc<Registry>,
     controller: ControllerHandle,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(&config.admin.listen).await.map_err(|e| {
         std::io::Error::new(
@@ -53,43 +65,29 @@ pub async fn start(
         registry,
         controller,
     });
-    let task = tokio::spawn(async move {
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                r = shutdown.changed() => {
-                    if r.is_err() || *shutdown.borrow() { break } else { continue }
-                }
-            };
+    let task = listener::spawn(
+        "admin",
+        listener,
+        Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        config.timeouts.drain.get(),
+        shutdown,
+        move |stream, _peer, watcher| {
             let state = state.clone();
-            let mut stop = shutdown.clone();
-            tokio::spawn(async move {
+            async move {
                 let svc = service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, req).await) }
                 });
+                // hyper's header timer also closes a kept-alive connection
+                // that sends nothing for that long: fine for an admin API.
                 let conn = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(10))
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), svc);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
-                    }
-                }
-            });
-        }
-    });
+                let _ = watcher.watch(conn).await;
+            }
+        },
+    );
     tracing::info!(%addr, "admin API listening");
     Ok((addr, task))
 }

@@ -1,5 +1,5 @@
 //! Routing of admin requests to handlers, and the JSON error shape.
-use super::{auth, AdminState, MAX_BODY};
+use super::{auth, AdminState, BODY_READ_TIMEOUT, MAX_BODY};
 use crate::controller::{ApiError, Command};
 use crate::telemetry::{apm, export};
 use crate::Role;
@@ -100,7 +100,14 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         return r;
     }
     // Every body is read (bounded) before acting, so an oversized one changes nothing.
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let read = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    );
+    let Ok(read) = read.await else {
+        return error(408, "request body not received in time");
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -11,6 +11,7 @@ mod forward;
 pub mod headers;
 pub mod health;
 mod ids;
+pub mod listener;
 pub mod server;
 pub mod tls;
 mod upgrade;

@@ -1,19 +1,18 @@
-//! Listeners: accept loop with a connection limit, HTTP/1.1 + h2 (prior
-//! knowledge on the plain port, ALPN on TLS), per-connection read deadlines,
-//! and graceful drain on shutdown.
+//! Proxy listeners: HTTP/1.1 + h2 (prior knowledge on the plain port, ALPN
+//! on TLS) with per-connection read deadlines, on the shared accept loop
+//! (`listener`: connection cap, accept back-off, graceful drain).
 use super::conn_io::{Activity, TimedIo};
-use super::{forward, ConnCtx, Proxy};
+use super::{forward, listener, ConnCtx, Proxy};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 /// Listener settings fixed at start (changing them needs a restart).
@@ -43,50 +42,29 @@ fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Runs a listener until `shutdown` flips, then drains its connections for at
-/// most `drain` and drops what is left.
+/// Runs a proxy listener until `shutdown` flips, then drains its
+/// connections for at most `drain` and drops what is left.
 pub fn spawn(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
     settings: ListenerSettings,
     drain: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let builder = Arc::new(builder(&settings));
-        let graceful = GracefulShutdown::new();
-        let mut conns = JoinSet::new();
-        loop {
-            // Reap finished connection tasks so the set stays small.
-            while conns.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                p = settings.connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                _ = stopped(&mut shutdown) => break,
-            };
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = stopped(&mut shutdown) => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let watcher = graceful.watcher();
+    let builder = Arc::new(builder(&settings));
+    let what = if tls.is_some() { "tls" } else { "listen" };
+    listener::spawn(
+        what,
+        listener,
+        settings.connections.clone(),
+        drain,
+        shutdown,
+        move |stream, peer, watcher| {
             let builder = builder.clone();
             let proxy = proxy.clone();
             let tls = tls.clone();
-            conns.spawn(async move {
-                let _permit = permit;
+            async move {
                 let settings = proxy.live.load().settings.clone();
                 let (header_read, idle) = (settings.header_read_timeout, settings.idle_timeout);
                 let activity = Arc::new(Activity::default());
@@ -112,20 +90,9 @@ pub fn spawn(
                         serve(&builder, watcher, io, proxy, ctx).await
                     }
                 }
-            });
-        }
-        drop(listener);
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                remaining = conns.len(),
-                "drain timeout: closing connections with requests in flight"
-            );
-        }
-        conns.shutdown().await;
-    })
+            }
+        },
+    )
 }
 
 async fn serve<I>(
@@ -153,7 +120,4 @@ async fn serve<I>(
     }
 }
 
-/// Resolves once the shutdown flag is set (or its sender is gone).
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
+pub use super::listener::stopped;

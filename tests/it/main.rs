@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod attacks;
 mod config;
 mod controller;
 mod demo;

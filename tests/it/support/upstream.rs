@@ -233,6 +233,14 @@ impl Drop for Upstream {
     }
 }
 
+/// A stable and a canary upstream with default routes, named after their role.
+pub async fn stable_canary() -> (Upstream, Upstream) {
+    (
+        TestServer::named("stable").start().await,
+        TestServer::named("canary").start().await,
+    )
+}
+
 /// An address where nothing listens (connect → refused).
 pub async fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
