@@ -8,6 +8,7 @@ mod attacks;
 mod config;
 mod controller;
 mod demo;
+mod layers;
 mod pool;
 mod proxy;
 mod reliability;
