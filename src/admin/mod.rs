@@ -1,5 +1,6 @@
 //! The admin listener: health, metrics, the status page and the control API.
 mod auth;
+mod origin;
 mod routes;
 
 // The pure parsers of admin input (Authorization header, bodies, queries),
