@@ -743,3 +743,104 @@ async fn query_errors_say_what_to_send_and_change_nothing() {
     assert_eq!((code, weight(&s)), (200, 100.0), "{s}");
     app.shutdown().await;
 }
+
+/// After 100%: the operator makes the canary the new stable. A config whose
+/// canary has a new `version` starts the plan again from step 0, on reload and
+/// on restart (state for another canary version is ignored); without a next
+/// version, an idle canary under a new label at weight 0 gets no traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_full_promotion_the_canary_becomes_stable() {
+    let (v1, v2) = pair().await;
+    let v3 = TestServer::named("next").start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, state) = (dir.path().join("c.yaml"), dir.path().join("state.json"));
+    let plan = "rollout:\n  steps:\n    - set_weight: 20\n    - pause: {}\n    - set_weight: 100\n";
+    let text = |stable: (&str, &Upstream), canary: (&str, &Upstream), rest: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+             upstreams:\n  stable: {{ version: {}, endpoints: [\"{}\"] }}\n  canary: {{ version: {}, endpoints: [\"{}\"] }}\n\
+             state_file: {}\n{rest}",
+            stable.0,
+            stable.1.url(),
+            canary.0,
+            canary.1.url(),
+            state.display()
+        )
+    };
+    let state_version = || {
+        let s: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        s["version"].as_str().unwrap_or_default().to_string()
+    };
+
+    // v2 is rolled out to 100%.
+    let app = start_from_file(&text(("v1", &v1), ("v2", &v2), plan), &path).await;
+    let (code, s) = admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!(
+        (code, s["phase"].as_str(), weight(&s)),
+        (200, Some("Healthy"), 100.0),
+        "{s}"
+    );
+    assert_eq!(state_version(), "v2");
+
+    // The operator: v2's endpoints and version become stable, v3 is the new
+    // canary, reload. The plan starts again from step 0.
+    std::fs::write(&path, text(("v2", &v2), ("v3", &v3), plan)).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (
+            s["phase"].as_str(),
+            weight(&s),
+            s["step_index"].as_u64(),
+            s["abort"].as_bool()
+        ),
+        (Some("Paused"), 20.0, Some(1), Some(false)),
+        "{s}"
+    );
+    assert_eq!(
+        (
+            s["stable"]["version"].as_str(),
+            s["canary"]["version"].as_str()
+        ),
+        (Some("v2"), Some("v3"))
+    );
+    assert_eq!(state_version(), "v3");
+    // v3 goes to 100% too; the state file says so.
+    admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!(weight(&status(&app).await), 100.0);
+    app.shutdown().await;
+
+    // Restart instead of reload: the file is for v3, the config's canary is
+    // v4, so the state is ignored and the plan starts at step 0 (not at 100%).
+    std::fs::write(&path, text(("v3", &v3), ("v4", &v1), plan)).unwrap();
+    let app = start_from_file(&text(("v3", &v3), ("v4", &v1), plan), &path).await;
+    let s = status(&app).await;
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 20.0, Some(1)),
+        "{s}"
+    );
+    assert_eq!(state_version(), "v4");
+
+    // No next version yet: the canary under a new label on the stable's
+    // endpoints, no plan, weight 0. Reload: manual mode, no canary traffic.
+    admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    std::fs::write(
+        &path,
+        text(
+            ("v4", &v1),
+            ("v4-idle", &v1),
+            "routing: { canary_weight: 0 }\n",
+        ),
+    )
+    .unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["steps"].as_u64()),
+        (Some("Healthy"), 0.0, Some(0)),
+        "{s}"
+    );
+    assert_eq!(app.shared.snapshot.load().weight_bp, 0);
+    app.shutdown().await;
+}
