@@ -1,4 +1,4 @@
-//! Which version serves a request (SPEC §3: override → sticky → weighted
+//! Which version serves a request (override → sticky → weighted
 //! random) and which endpoint of that version (round robin over healthy ones).
 use crate::Role;
 use http::header::{HeaderName, COOKIE};

@@ -1,4 +1,4 @@
-//! Prometheus text exposition (SPEC §5) through prometheus-client's encoder.
+//! Prometheus text exposition of the metric families the README lists, through prometheus-client's encoder.
 //!
 //! A scrape copies the atomics into an owned [`Scrape`] (the only lock taken is
 //! the registry's version list), registers it as a [`Collector`] and encodes it.
@@ -23,7 +23,9 @@ use std::sync::atomic::Ordering::Relaxed;
 /// `Content-Type` of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Encodes every SPEC §5 family from the shared state.
+/// Encodes every exported family (`http_requests_total`, `http_request_duration_seconds`,
+/// `canary_weight`, `canary_phase`, `canary_aborts_total`, `upstream_endpoint_healthy`)
+/// from the shared state.
 pub fn encode(shared: &Shared) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape::read(shared)));
