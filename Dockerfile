@@ -2,13 +2,22 @@
 # Multi-stage: build the one static-ish binary, ship it on debian-slim.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits don't rebuild the whole dependency tree.
+# Dependencies first, so source edits don't rebuild the whole dependency tree:
+# every target Cargo.toml declares gets a stub (cargo refuses a manifest whose
+# target files are missing), the dependencies are built, and the stubs' own
+# artifacts are removed so the real sources are always compiled. A failure
+# here fails the image build (scripts/check-dockerfile.sh checks both).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked --bin canary-proxy 2>/dev/null || true
-COPY . .
-RUN touch src/main.rs src/lib.rs \
+RUN mkdir -p src benches \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/telemetry.rs \
     && cargo build --release --locked --bin canary-proxy \
+    && rm -rf src benches target/release/canary-proxy* \
+        target/release/deps/canary_proxy-* target/release/deps/libcanary_proxy-* \
+        target/release/.fingerprint/canary-proxy-*
+COPY . .
+RUN cargo build --release --locked --bin canary-proxy \
     && strip target/release/canary-proxy
 
 FROM debian:bookworm-slim

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the docker compose demo (no Docker engine needed):
 #   compose file syntax, Prometheus config, PromQL of every dashboard query,
-#   dashboard JSON, the proxy config (`canary-proxy check`), the Dockerfile's inputs.
+#   dashboard JSON, Grafana's anonymous role, the proxy config (`canary-proxy check`),
+#   the Dockerfile's inputs and its dependency-caching layer (scripts/check-dockerfile.sh).
 # Bounded and idempotent: every step has a timeout; installs only when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,13 +76,37 @@ if $T promtool check rules "$rules" >/tmp/check-compose-rules.txt 2>&1; then
 else
   bad "dashboard PromQL:"; sed 's/^/        /' /tmp/check-compose-rules.txt
 fi
-# The dashboard uses the contract's metric names (SPEC §5).
+# The dashboard queries the metric families the proxy exports on /metrics.
 for m in http_requests_total http_request_duration_seconds_bucket canary_weight canary_phase canary_aborts_total upstream_endpoint_healthy; do
   grep -q "$m" "$dash" && ok "dashboard queries $m" || bad "dashboard does not query $m"
 done
 grep -q '"uid": "prometheus"' config/grafana/provisioning/datasources/prometheus.yml 2>/dev/null \
   || grep -q 'uid: prometheus' config/grafana/provisioning/datasources/prometheus.yml \
   && ok "datasource uid matches the dashboard's" || bad "datasource uid differs from the dashboard's"
+# Anonymous visitors may look, not administer; the dashboard stays provisioned.
+if out=$($T python3 - docker-compose.yml <<'PY' 2>&1
+import sys, yaml
+g = yaml.safe_load(open(sys.argv[1]))["services"]["grafana"]
+env = g.get("environment") or {}
+if isinstance(env, list):
+    env = dict(e.split("=", 1) for e in env)
+role = str(env.get("GF_AUTH_ANONYMOUS_ORG_ROLE", ""))
+if env.get("GF_AUTH_ANONYMOUS_ENABLED") in ("true", True) and role != "Viewer":
+    sys.exit(f"GF_AUTH_ANONYMOUS_ORG_ROLE is {role!r}: anonymous users must be Viewer")
+vols = [str(v) for v in g.get("volumes", [])]
+for want in ("./config/grafana/provisioning:/etc/grafana/provisioning",
+             "./config/grafana/dashboards:/var/lib/grafana/dashboards"):
+    if not any(v.startswith(want) for v in vols):
+        sys.exit(f"volume {want} missing: the dashboard is not provisioned")
+print(f"anonymous role {role}")
+PY
+); then
+  grep -q '/var/lib/grafana/dashboards' config/grafana/provisioning/dashboards/canary-proxy.yml \
+    && ok "grafana: $out, dashboard provisioned from config/grafana/" \
+    || bad "grafana: the dashboard provider does not read /var/lib/grafana/dashboards"
+else
+  bad "grafana: $out"
+fi
 
 step "proxy config"
 $T cargo build --quiet --bin canary-proxy
@@ -99,6 +124,9 @@ grep -q '^FROM rust:.* AS build' Dockerfile && grep -q '^FROM debian:.*-slim' Do
   && ok "multi-stage: rust builder -> debian-slim runtime" || bad "Dockerfile is not rust -> debian-slim multi-stage"
 grep -q 'COPY --from=build /src/target/release/canary-proxy' Dockerfile && ok "runtime copies the release binary" || bad "binary copy missing"
 [ -d config/compose ] && ok "COPY config/compose/ exists" || bad "config/compose missing"
+# The dependency-caching layer stubs every target Cargo.toml declares, and no
+# cargo failure is hidden.
+if ! bash scripts/check-dockerfile.sh; then fail=1; fi
 
 step "rehearsal without Docker (same binary, config and load script; service names -> loopback, pauses shortened)"
 pids=()

@@ -1,5 +1,5 @@
-//! Which version serves a request (SPEC §3: override → sticky → weighted
-//! random). A pure decision: the endpoints it leads to are state, kept in
+//! Which version serves a request (override → sticky → weighted random).
+//! A pure decision: the endpoints it leads to are state, kept in
 //! `upstream::endpoints`.
 use crate::Role;
 use http::header::{HeaderName, COOKIE};

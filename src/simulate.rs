@@ -1,4 +1,4 @@
-//! The offline judge simulator (SPEC §6.6): the real `judge::Guard` on a
+//! The offline judge simulator (`canary-proxy simulate`): the real `judge::Guard` on a
 //! simulated clock, over many independent runs.
 mod dist;
 mod run;
@@ -37,8 +37,10 @@ pub struct Args {
     /// Simulated length of each run.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub duration: std::time::Duration,
+    /// Number of independent runs.
     #[arg(long, default_value_t = 100)]
     pub runs: u64,
+    /// Random seed; the same seed gives the same results.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// When the canary turns bad (before it, it behaves like stable).
@@ -77,6 +79,7 @@ pub struct Args {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Output: a text summary or one JSON object.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

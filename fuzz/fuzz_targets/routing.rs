@@ -1,4 +1,4 @@
-//! `routing::decide` (SPEC §3: override → sticky → weighted random) with
+//! `routing::decide` (override → sticky → weighted random) with
 //! arbitrary rules, headers, cookies, weights, abort flag and random draws.
 //!
 //! Rules are the ones the config validator lets through (cookie names are

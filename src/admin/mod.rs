@@ -1,4 +1,4 @@
-//! The admin listener: health, metrics, the status page and the control API.
+//! The admin listener: health, metrics, the status page and the control API (the `/api/v1/*` endpoints).
 mod auth;
 mod origin;
 mod routes;

@@ -179,23 +179,71 @@ struct WeightBody {
     canary_weight: f64,
 }
 
-/// `{"canary_weight": 35}`: a number in 0..=100 with at most 2 decimals.
-pub fn parse_weight(body: &[u8]) -> Result<f64, String> {
-    let b: WeightBody = serde_json::from_slice(body)
-        .map_err(|e| format!("body must be {{\"canary_weight\": <0..100>}}: {e}"))?;
-    // serde also fills a struct from a JSON array (`[35]`): only an object is the
-    // documented shape (found by fuzz/fuzz_targets/admin.rs).
-    if body.trim_ascii_start().first() != Some(&b'{') {
-        return Err("body must be {\"canary_weight\": <0..100>}: expected a JSON object".into());
+/// What `PUT /api/v1/weight` expects, the start of every 400 it answers.
+const WEIGHT_SHAPE: &str =
+    r#"body must be JSON like {"canary_weight": 35} (a number from 0 to 100, at most 2 decimals)"#;
+
+/// The JSON type of `v`, as a caller would name it.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
-    let w = b.canary_weight;
+}
+
+/// `{"canary_weight": 35}`: a number in 0..=100 with at most 2 decimals. The
+/// error is the 400 message: what to send, then what was wrong with this body
+/// (in the caller's terms, never a parser's internals).
+pub fn parse_weight(body: &[u8]) -> Result<f64, String> {
+    let bad = |why: String| format!("{WEIGHT_SHAPE}; {why}");
+    let w = match serde_json::from_slice::<WeightBody>(body) {
+        // serde also fills a struct from a JSON array (`[35]`): only an object
+        // is the documented shape (found by fuzz/fuzz_targets/admin.rs).
+        Ok(b) if body.trim_ascii_start().first() == Some(&b'{') => b.canary_weight,
+        Ok(_) => return Err(bad("got an array".into())),
+        Err(_) => return Err(bad(weight_body_problem(body))),
+    };
     if !w.is_finite() || !(0.0..=100.0).contains(&w) {
-        return Err(format!("canary_weight {w} is out of range 0..100"));
+        return Err(bad(format!("canary_weight {w} is outside 0 to 100")));
     }
     if ((w * 100.0).round() - w * 100.0).abs() > 1e-6 {
-        return Err(format!("canary_weight {w} has more than 2 decimals"));
+        return Err(bad(format!("canary_weight {w} has more than 2 decimals")));
     }
     Ok(w)
+}
+
+/// Why `body` is not a `{"canary_weight": <number>}` object.
+fn weight_body_problem(body: &[u8]) -> String {
+    if body.trim_ascii().is_empty() {
+        return "the body is empty".into();
+    }
+    let v = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(e) if e.is_eof() => return "the JSON ends too early".into(),
+        Err(e) => {
+            return format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        }
+    };
+    let Value::Object(map) = &v else {
+        return format!("got {}", json_kind(&v));
+    };
+    if let Some(k) = map.keys().find(|k| *k != "canary_weight") {
+        return format!("unknown key {k:?} (canary_weight is the only key)");
+    }
+    match map.get("canary_weight") {
+        None => "canary_weight is missing".into(),
+        // A number that still failed: the key was given twice.
+        Some(Value::Number(_)) => "canary_weight must appear exactly once".into(),
+        Some(w) => format!("canary_weight is {} ({w}), not a number", json_kind(w)),
+    }
 }
 
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -214,7 +262,9 @@ pub fn parse_full(query: &str) -> Result<bool, String> {
     {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(v) => Err(format!("full={v}: expected true or false")),
+        Some(v) => Err(format!(
+            "full={v}: expected full=true or full=false (1 and 0 also work)"
+        )),
     }
 }
 
@@ -236,12 +286,22 @@ pub fn parse_apm_query(query: &str, versions: &[String; 2]) -> Result<ApmQuery, 
             "app" => {}
             "metric" if !matches!(v, "errorRate" | "responseTime" | "throughput") => {
                 return Err(format!(
-                    "metric={v}: expected errorRate, responseTime or throughput"
+                    "metric={v}: expected metric=errorRate, metric=responseTime or metric=throughput"
                 ));
             }
             "window" => match apm::parse_window(v) {
                 Ok(d) => window = Some(d),
-                Err(e) => return Err(e.to_string()),
+                Err(apm::WindowError::TooLong(_)) => {
+                    return Err(format!("window={v}: at most 1h is served, e.g. window=1h"))
+                }
+                Err(apm::WindowError::Zero) => {
+                    return Err(format!("window={v}: must be longer than 0, e.g. window=5m"))
+                }
+                Err(apm::WindowError::Invalid(..)) => {
+                    return Err(format!(
+                        "window={v}: expected a number and a unit (ms, s, m, h) up to 1h, e.g. window=30s or window=5m"
+                    ))
+                }
             },
             "version" => {
                 role = if v == "canary" || v == versions[1] {
@@ -250,7 +310,7 @@ pub fn parse_apm_query(query: &str, versions: &[String; 2]) -> Result<ApmQuery, 
                     Role::Stable
                 } else {
                     return Err(format!(
-                        "version={v}: expected stable, canary, {} or {}",
+                        "version={v}: expected version=stable, version=canary, version={} or version={}",
                         versions[0], versions[1]
                     ));
                 }
@@ -275,7 +335,10 @@ fn apm_metrics(state: &AdminState, query: &str) -> Resp {
             Ok(v) => json_resp(200, &v),
             Err(e) => error(500, e),
         },
-        None => error(400, "window is longer than the 1h served"),
+        None => error(
+            400,
+            "window: at most 1h is served; pass window=1h or shorter",
+        ),
     }
 }
 
@@ -327,6 +390,105 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// Words of serde and Rust that must never reach a caller.
+    const INTERNALS: &[&str] = &[
+        "struct",
+        "WeightBody",
+        "invalid type",
+        "f64",
+        "u64",
+        "expected value",
+        "EOF",
+        "`",
+        "Invalid(",
+    ];
+
+    #[test]
+    fn weight_errors_say_what_to_send() {
+        for (body, why) in [
+            (&b""[..], "the body is empty"),
+            (b"  \n", "the body is empty"),
+            (b"{", "the JSON ends too early"),
+            (b"{canary_weight: 3}", "not valid JSON (line 1, column 2)"),
+            (b"[35]", "got an array"),
+            (b" \n[0]", "got an array"),
+            (b"35", "got a number"),
+            (b"null", "got null"),
+            (
+                br#"{"canary_weight": "35"}"#,
+                r#"canary_weight is a string ("35"), not a number"#,
+            ),
+            (
+                br#"{"canary_weight": null}"#,
+                "canary_weight is null (null), not a number",
+            ),
+            (
+                br#"{"canary_weight": [35]}"#,
+                "canary_weight is an array ([35]), not a number",
+            ),
+            (br#"{}"#, "canary_weight is missing"),
+            (br#"{"weight": 35}"#, r#"unknown key "weight""#),
+            (br#"{"canary_weight": 35, "x": 1}"#, r#"unknown key "x""#),
+            (
+                br#"{"canary_weight": 1, "canary_weight": 2}"#,
+                "exactly once",
+            ),
+            (
+                br#"{"canary_weight": 100.5}"#,
+                "canary_weight 100.5 is outside 0 to 100",
+            ),
+            (
+                br#"{"canary_weight": -1}"#,
+                "canary_weight -1 is outside 0 to 100",
+            ),
+            (
+                br#"{"canary_weight": 1.234}"#,
+                "canary_weight 1.234 has more than 2 decimals",
+            ),
+        ] {
+            let shown = String::from_utf8_lossy(body);
+            let msg = parse_weight(body).expect_err(&shown);
+            assert!(msg.starts_with(WEIGHT_SHAPE), "{shown}: {msg}");
+            assert!(msg.contains(why), "{shown}: {msg:?} lacks {why:?}");
+            for word in INTERNALS {
+                assert!(!msg.contains(word), "{shown}: {msg:?} contains {word:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn query_errors_say_what_to_send() {
+        let v = ["v1".to_string(), "v2".to_string()];
+        for (q, want) in [
+            (
+                "window=abc",
+                "window=abc: expected a number and a unit (ms, s, m, h) up to 1h",
+            ),
+            ("window=5", "window=5: expected a number and a unit"),
+            ("window=2h", "window=2h: at most 1h is served"),
+            ("window=0s", "window=0s: must be longer than 0"),
+            (
+                "metric=cpu",
+                "metric=cpu: expected metric=errorRate, metric=responseTime or metric=throughput",
+            ),
+            (
+                "version=v9",
+                "version=v9: expected version=stable, version=canary, version=v1 or version=v2",
+            ),
+        ] {
+            let msg = parse_apm_query(q, &v).expect_err(q);
+            assert!(msg.starts_with(want), "{q}: {msg}");
+            for word in INTERNALS {
+                assert!(!msg.contains(word), "{q}: {msg:?} contains {word:?}");
+            }
+        }
+        let msg = parse_full("full=yes").unwrap_err();
+        assert_eq!(
+            msg,
+            "full=yes: expected full=true or full=false (1 and 0 also work)"
+        );
     }
 
     #[test]

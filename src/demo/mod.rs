@@ -1,4 +1,4 @@
-//! The demo upstream service and the embedded end-to-end demo (SPEC §8).
+//! The demo upstream service and the embedded end-to-end demo (`canary-proxy demo`).
 pub mod load;
 pub mod runner;
 pub mod upstream;

@@ -1,4 +1,4 @@
-//! The demo upstream: a tiny service like the vote app it imitates (SPEC §8).
+//! The demo upstream: a tiny service like the vote app it imitates.
 //! `GET|POST /` answers with its role and version, `/health` is for the proxy's
 //! health check, and `/api/error-sim` and `/api/fault` inject failures at runtime.
 use bytes::Bytes;

@@ -40,6 +40,8 @@ pub struct Frame {
 
 pub struct View {
     out: Output,
+    /// Colours on a TTY unless `NO_COLOR` is set (non-empty).
+    colour: bool,
     drawn: usize,
     frames: u64,
 }
@@ -54,15 +56,17 @@ const RESET: &str = "\x1b[0m";
 
 impl View {
     pub fn new(out: Output) -> View {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         View {
             out,
+            colour: out == Output::Tty && !no_color,
             drawn: 0,
             frames: 0,
         }
     }
 
     fn c<'a>(&self, code: &'a str) -> &'a str {
-        if self.out == Output::Tty {
+        if self.colour {
             code
         } else {
             ""

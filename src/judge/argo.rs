@@ -1,4 +1,4 @@
-//! `GET /api/v1/analysis` for an Argo Rollouts `web` metric provider (SPEC §4):
+//! `GET /api/v1/analysis` for an Argo Rollouts `web` metric provider:
 //! a weight from the latency/error-delta interpolation.
 use super::CheckResult;
 use crate::telemetry::Reading;
@@ -21,7 +21,7 @@ pub struct ArgoAnalysis {
     pub latency_delta: f64,
 }
 
-/// The interpolation of SPEC §4 over the canary and stable windows. Missing
+/// The latency/error-delta interpolation over the canary and stable windows. Missing
 /// data contributes no delta.
 pub fn argo_weight(
     canary: &Reading,

@@ -1,4 +1,5 @@
-//! The four limits (SPEC §6.2), each turned into a stream of binomial "bad
+//! The four limits (`error_rate.max`, `error_rate.max_increase`, `latency.max_p99`,
+//! `latency.max_p99_ratio`), each turned into a stream of binomial "bad
 //! events" per check for the sequential test, and a confidence bound over the
 //! window for Passed.
 use super::cusum::{ladder, ladder_len, Crossing, Cusum};
@@ -9,7 +10,7 @@ use crate::telemetry::histogram::{bucket_index, HistogramCounts, BOUNDS_NS};
 use crate::telemetry::Reading;
 
 /// A latency limit is exceeded when more than this fraction of requests is
-/// slower than the threshold (SPEC §6.2: "more than 1%").
+/// slower than the threshold ("p99 above L" is "more than 1% slower than L").
 pub const SLOW_LIMIT: f64 = 0.01;
 /// Half of it: the null hypothesis of the sequential latency test.
 pub const SLOW_NULL: f64 = SLOW_LIMIT / 2.0;

@@ -1,4 +1,4 @@
-//! The abort message (SPEC §4):
+//! The abort message (`message` in `/api/v1/status`, events and webhooks):
 //! `RolloutAborted: metric "error-rate" assessed Failed due to failed (1) > failureLimit (0); canary error rate 2.68% > max 2.0% (n=6000)`.
 use super::limits::SLOW_LIMIT;
 use super::{MetricVerdict, Verdict};

@@ -1,4 +1,4 @@
-//! `/v1/metrics` (SPEC §4): the query shape an APM-backed Argo Rollouts
+//! `/v1/metrics`: the query shape an APM-backed Argo Rollouts
 //! analysis already uses. Pure functions; the admin API wires the route and
 //! takes the reading from the controller's windows.
 use super::window::MAX_SPAN;
@@ -9,7 +9,7 @@ use std::time::Duration;
 /// `{"errorRate": 2.68, "responseTime": 45.2, "throughput": 150}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ApmMetrics {
-    /// Percent of requests that were errors (guard definition, SPEC §6.1).
+    /// Percent of requests that were errors (the guard's definition: `analysis.error_statuses`).
     #[serde(rename = "errorRate")]
     pub error_rate: f64,
     /// Mean latency in milliseconds.

@@ -1,4 +1,4 @@
-//! Prometheus text exposition through prometheus-client's encoder.
+//! Prometheus text exposition of the metric families the README lists, through prometheus-client's encoder.
 //!
 //! A scrape copies the atomics into an owned [`Scrape`] (the only lock taken is
 //! the registry's version list), registers it as a [`Collector`] and encodes it.
@@ -25,8 +25,10 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// An endpoint's health as exported: `(role, endpoint label, healthy)`.
 pub type EndpointHealth = (Role, String, bool);
 
-/// Encodes every family: per-version counters and histograms and the
-/// controller's gauges from `versions`, endpoint health from the caller.
+/// Encodes every exported family (`http_requests_total`, `http_request_duration_seconds`,
+/// `canary_weight`, `canary_phase`, `canary_aborts_total`, `upstream_endpoint_healthy`):
+/// per-version figures and the controller's gauges from `versions`, endpoint
+/// health from the caller.
 pub fn encode(versions: &Versions, endpoints: Vec<EndpointHealth>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape::read(versions, endpoints)));

@@ -1,4 +1,4 @@
-//! The per-version figures of `/api/v1/status` (SPEC §4), from a window reading.
+//! The per-version figures of `/api/v1/status`, from a window reading.
 use super::apm::round2;
 use super::Reading;
 use serde::Serialize;

@@ -51,7 +51,7 @@ pub struct Outcome {
     pub latency: Option<Duration>,
     /// Weighted (not override-routed): evidence for the guard.
     pub evidence: bool,
-    /// An error by the guard's definition (SPEC §6.1).
+    /// An error by the guard's definition (a status in `analysis.error_statuses`).
     pub error: bool,
 }
 

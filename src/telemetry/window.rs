@@ -10,7 +10,7 @@ use super::Reading;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// The longest span [`Windows::span`] serves (SPEC §4: windows up to 1 h).
+/// The longest span [`Windows::span`] serves (`/v1/metrics` serves windows up to 1 h).
 pub const MAX_SPAN: Duration = Duration::from_secs(3600);
 /// Target width of a coarse slot; rounded to a whole number of ticks.
 const COARSE_TARGET: Duration = Duration::from_secs(10);

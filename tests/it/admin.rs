@@ -567,3 +567,262 @@ async fn reload_refuses_new_steps_for_a_running_plan() {
     assert_eq!(essence(&status(&app).await), essence(&before));
     app.shutdown().await;
 }
+
+/// Words of serde and Rust that a 400 must never show a caller.
+const INTERNALS: &[&str] = &[
+    "struct",
+    "WeightBody",
+    "invalid type",
+    "expected f64",
+    "f64",
+    "expected value",
+    "EOF",
+    "`",
+];
+
+fn error_text(e: &Value) -> String {
+    e["error"].as_str().unwrap_or_default().to_string()
+}
+
+fn assert_caller_terms(what: &str, msg: &str) {
+    for word in INTERNALS {
+        assert!(!msg.contains(word), "{what}: {msg:?} shows {word:?}");
+    }
+}
+
+/// Every malformed `PUT /api/v1/weight` body is a 400 that says what to send
+/// and what was wrong, in the caller's terms; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_errors_say_what_to_send_and_change_nothing() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let before = status(&app).await;
+    let events_before = events(&app).await.len();
+    let shape = r#"body must be JSON like {"canary_weight": 35} (a number from 0 to 100, at most 2 decimals)"#;
+    for (body, why) in [
+        // malformed JSON
+        ("{", "the JSON ends too early"),
+        ("{canary_weight: 35}", "not valid JSON (line 1, column 2)"),
+        (r#"{"canary_weight": 35,}"#, "not valid JSON"),
+        ("", "the body is empty"),
+        // wrong type
+        (
+            r#"{"canary_weight": "x"}"#,
+            r#"canary_weight is a string ("x"), not a number"#,
+        ),
+        (
+            r#"{"canary_weight": true}"#,
+            "canary_weight is a boolean (true), not a number",
+        ),
+        ("35", "got a number"),
+        ("[35]", "got an array"),
+        // missing field
+        ("{}", "canary_weight is missing"),
+        // unknown field
+        (r#"{"weight": 35}"#, r#"unknown key "weight""#),
+        (
+            r#"{"canary_weight": 35, "extra": true}"#,
+            r#"unknown key "extra""#,
+        ),
+        // right type, wrong value
+        (r#"{"canary_weight": 101}"#, "outside 0 to 100"),
+        (r#"{"canary_weight": 12.345}"#, "more than 2 decimals"),
+    ] {
+        let (code, e) = admin(&app, "PUT", "/api/v1/weight", Some(body), None).await;
+        assert_eq!(code, 400, "{body}: {e}");
+        let msg = error_text(&e);
+        assert_eq!(e.as_object().map(|o| o.len()), Some(1), "{body}: {e}");
+        assert!(msg.starts_with(shape), "{body}: {msg}");
+        assert!(msg.contains(why), "{body}: {msg:?} lacks {why:?}");
+        assert_caller_terms(body, &msg);
+    }
+    assert_eq!(essence(&status(&app).await), essence(&before));
+    assert_eq!(events(&app).await.len(), events_before);
+    assert_eq!(app.snapshot().weight_bp, 1000);
+    // The shape the message shows is accepted.
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 35}"#),
+        None,
+    )
+    .await;
+    assert_eq!((code, weight(&s)), (200, 35.0), "{s}");
+    app.shutdown().await;
+}
+
+/// The query parameters (`?full=` of promote, `window`, `metric`, `version`
+/// of `/v1/metrics`): a 400 naming the parameter and the values it takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_errors_say_what_to_send_and_change_nothing() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("rollout:\n  steps:\n    - set_weight: 10\n    - pause: {}\n    - set_weight: 100\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let before = status(&app).await;
+    let events_before = events(&app).await.len();
+    for (method, path, want) in [
+        (
+            "POST",
+            "/api/v1/promote?full=maybe",
+            "full=maybe: expected full=true or full=false",
+        ),
+        (
+            "GET",
+            "/v1/metrics?app=x&window=abc",
+            "window=abc: expected a number and a unit (ms, s, m, h) up to 1h, e.g. window=30s",
+        ),
+        (
+            "GET",
+            "/v1/metrics?window=5",
+            "window=5: expected a number and a unit",
+        ),
+        (
+            "GET",
+            "/v1/metrics?window=2h",
+            "window=2h: at most 1h is served",
+        ),
+        (
+            "GET",
+            "/v1/metrics?window=0s",
+            "window=0s: must be longer than 0",
+        ),
+        (
+            "GET",
+            "/v1/metrics?metric=cpu",
+            "metric=cpu: expected metric=errorRate, metric=responseTime or metric=throughput",
+        ),
+        (
+            "GET",
+            "/v1/metrics?version=v9",
+            "version=v9: expected version=stable, version=canary, version=v1 or version=v2",
+        ),
+    ] {
+        let (code, e) = admin(&app, method, path, None, None).await;
+        assert_eq!(code, 400, "{path}: {e}");
+        let msg = error_text(&e);
+        assert!(msg.starts_with(want), "{path}: {msg:?}, wanted {want:?}");
+        assert_caller_terms(path, &msg);
+    }
+    assert_eq!(essence(&status(&app).await), essence(&before));
+    assert_eq!(events(&app).await.len(), events_before);
+    // The spellings the messages offer work.
+    for path in [
+        "/v1/metrics?app=x&metric=errorRate&window=30s&version=canary",
+        "/v1/metrics?window=1h&version=v1",
+    ] {
+        let (code, v) = admin(&app, "GET", path, None, None).await;
+        assert_eq!(code, 200, "{path}: {v}");
+    }
+    let (code, s) = admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!((code, weight(&s)), (200, 100.0), "{s}");
+    app.shutdown().await;
+}
+
+/// After 100%: the operator makes the canary the new stable. A config whose
+/// canary has a new `version` starts the plan again from step 0, on reload and
+/// on restart (state for another canary version is ignored); without a next
+/// version, an idle canary under a new label at weight 0 gets no traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_full_promotion_the_canary_becomes_stable() {
+    let (v1, v2) = pair().await;
+    let v3 = TestServer::named("next").start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, state) = (dir.path().join("c.yaml"), dir.path().join("state.json"));
+    let plan = "rollout:\n  steps:\n    - set_weight: 20\n    - pause: {}\n    - set_weight: 100\n";
+    let text = |stable: (&str, &Upstream), canary: (&str, &Upstream), rest: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+             upstreams:\n  stable: {{ version: {}, endpoints: [\"{}\"] }}\n  canary: {{ version: {}, endpoints: [\"{}\"] }}\n\
+             state_file: {}\n{rest}",
+            stable.0,
+            stable.1.url(),
+            canary.0,
+            canary.1.url(),
+            state.display()
+        )
+    };
+    let state_version = || {
+        let s: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        s["version"].as_str().unwrap_or_default().to_string()
+    };
+
+    // v2 is rolled out to 100%.
+    let app = start_from_file(&text(("v1", &v1), ("v2", &v2), plan), &path).await;
+    let (code, s) = admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!(
+        (code, s["phase"].as_str(), weight(&s)),
+        (200, Some("Healthy"), 100.0),
+        "{s}"
+    );
+    assert_eq!(state_version(), "v2");
+
+    // The operator: v2's endpoints and version become stable, v3 is the new
+    // canary, reload. The plan starts again from step 0.
+    std::fs::write(&path, text(("v2", &v2), ("v3", &v3), plan)).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (
+            s["phase"].as_str(),
+            weight(&s),
+            s["step_index"].as_u64(),
+            s["abort"].as_bool()
+        ),
+        (Some("Paused"), 20.0, Some(1), Some(false)),
+        "{s}"
+    );
+    assert_eq!(
+        (
+            s["stable"]["version"].as_str(),
+            s["canary"]["version"].as_str()
+        ),
+        (Some("v2"), Some("v3"))
+    );
+    assert_eq!(state_version(), "v3");
+    // v3 goes to 100% too; the state file says so.
+    admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    assert_eq!(weight(&status(&app).await), 100.0);
+    app.shutdown().await;
+
+    // Restart instead of reload: the file is for v3, the config's canary is
+    // v4, so the state is ignored and the plan starts at step 0 (not at 100%).
+    std::fs::write(&path, text(("v3", &v3), ("v4", &v1), plan)).unwrap();
+    let app = start_from_file(&text(("v3", &v3), ("v4", &v1), plan), &path).await;
+    let s = status(&app).await;
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
+        (Some("Paused"), 20.0, Some(1)),
+        "{s}"
+    );
+    assert_eq!(state_version(), "v4");
+
+    // No next version yet: the canary under a new label on the stable's
+    // endpoints, no plan, weight 0. Reload: manual mode, no canary traffic.
+    admin(&app, "POST", "/api/v1/promote?full=true", None, None).await;
+    std::fs::write(
+        &path,
+        text(
+            ("v4", &v1),
+            ("v4-idle", &v1),
+            "routing: { canary_weight: 0 }\n",
+        ),
+    )
+    .unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["steps"].as_u64()),
+        (Some("Healthy"), 0.0, Some(0)),
+        "{s}"
+    );
+    assert_eq!(app.snapshot().weight_bp, 0);
+    app.shutdown().await;
+}

@@ -1,4 +1,4 @@
-//! The config contract (SPEC §1 `check`, §2): the real binary on the shipped
+//! The config file and `check`: the real binary on the shipped
 //! examples and on broken files, and `config::parse` on the library side.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -748,8 +748,8 @@ state_file: /tmp/state.json
     );
 }
 
-/// The annotated example of SPEC §2, verbatim but for the TLS file paths.
-const SPEC_EXAMPLE: &str = r#"
+/// An annotated example using every key, verbatim but for the TLS file paths.
+const FULL_EXAMPLE: &str = r#"
 listen: 0.0.0.0:8080              # plain HTTP/1.1 + h2c (prior knowledge)
 workers: 0                        # runtime worker threads; 0 = one per core
 tls:                              # optional second listener, HTTPS with ALPN h2,http/1.1
@@ -816,7 +816,7 @@ fn the_spec_example_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cert = write(&dir, "server.pem", "cert");
     let key = write(&dir, "server.key", "key");
-    let text = SPEC_EXAMPLE
+    let text = FULL_EXAMPLE
         .replace("certs/server.pem", &cert.display().to_string())
         .replace("certs/server.key", &key.display().to_string());
     let c = match parse(&text) {

@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod attacks;
+mod cli;
 mod config;
 mod controller;
 mod demo;

@@ -22,7 +22,7 @@ fn outcome(method: &http::Method, status: u16, ms: Option<u64>, evidence: bool) 
         status,
         latency: ms.map(Duration::from_millis),
         evidence,
-        // the proxy's rule (SPEC §6.1): 5xx are errors, 499 is not
+        // the proxy's default rule (`error_statuses: [5xx]`): 5xx are errors, 499 is not
         error: (500..600).contains(&status),
     }
 }
