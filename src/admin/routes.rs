@@ -320,6 +320,23 @@ mod tests {
     }
 
     #[test]
+    fn refusals_map_to_409_and_bad_reloads_to_400() {
+        for r in [
+            Rejection::Aborted,
+            Rejection::NoPlan,
+            Rejection::ManualAfterPlan,
+            Rejection::Complete,
+            Rejection::NotAborted,
+        ] {
+            assert_eq!(call_status(&CallError::Rejected(r)), 409, "{r}");
+        }
+        assert_eq!(call_status(&Rejection::PlanRunning.into()), 400);
+        assert_eq!(call_status(&CallError::Config("x".into())), 400);
+        assert_eq!(call_status(&CallError::NoConfigFile), 400);
+        assert_eq!(call_status(&CallError::Stopped), 503);
+    }
+
+    #[test]
     fn full_flag() {
         assert_eq!(parse_full(""), Ok(false));
         assert_eq!(parse_full("full=true"), Ok(true));
