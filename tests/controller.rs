@@ -339,6 +339,23 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
         (Some(true), Some("v3"))
     );
     app.shutdown().await;
+
+    // A file that parses but describes a state never written (Degraded
+    // without abort; aborted above weight 0) is just as corrupt.
+    for bad in [
+        r#"{"version":"v3","phase":"Degraded","canary_weight":0.0,"step_index":1,"abort":false,"message":"","paused":false}"#,
+        r#"{"version":"v3","phase":"Degraded","canary_weight":20.0,"step_index":1,"abort":true,"message":"x","paused":false}"#,
+    ] {
+        std::fs::write(&state, bad).unwrap();
+        let app = start_from_file(&text("v3"), dir.path()).await;
+        let s = status(&app).await;
+        assert_eq!(
+            (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+            (Some("Paused"), 20.0, Some(false)),
+            "{bad}: {s}"
+        );
+        app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
