@@ -220,6 +220,10 @@ pub struct Machine {
 
 const FULL_BP: u32 = 10_000;
 
+/// The state before an input, to diff against after it: the rollout, its
+/// phase and the error statuses in force.
+type Observed = (Rollout, Phase, Vec<String>);
+
 impl Machine {
     fn blank(settings: Settings) -> Machine {
         Machine {
@@ -399,7 +403,7 @@ impl Machine {
     }
 
     /// What decides `publish` and `persist`.
-    fn observed(&self) -> (Rollout, Phase, Vec<String>) {
+    fn observed(&self) -> Observed {
         (
             self.rollout.clone(),
             self.phase(),
@@ -410,7 +414,7 @@ impl Machine {
     /// After every input: the analysis follows the position (the guard keeps
     /// its evidence but judges by the new limits), and the diff says what the
     /// driver must publish.
-    fn settle(&mut self, before: (Rollout, Phase, Vec<String>), fx: &mut Effects) {
+    fn settle(&mut self, before: Observed, fx: &mut Effects) {
         let target = self.target_analysis();
         if target != self.analysis {
             if target.interval != self.analysis.interval || target.window != self.analysis.window {

@@ -1,5 +1,5 @@
 //! Starting: fresh from the config, or where a saved state left off.
-use super::{Effects, Machine, Mode, OnResume, Position, Settings};
+use super::{Effects, Machine, Mode, Observed, OnResume, Phase, Position, Settings};
 use crate::config::{self, StepKind};
 use crate::controller::state_file::{Inconsistent, State};
 use std::time::Duration;
@@ -71,7 +71,7 @@ impl Machine {
                 }
                 let index = index.min(plan.len());
                 // Files written before `pause: {}` counted as held say `paused: false` there.
-                let held = saved.paused || (saved.phase == super::Phase::Paused);
+                let held = saved.paused || (saved.phase == Phase::Paused);
                 let hold = (held && !saved.abort && index < plan.len()).then_some(OnResume::Next);
                 Mode::Plan(Position {
                     index,
@@ -111,11 +111,7 @@ impl Machine {
     }
 
     /// A start publishes and persists whatever it decided.
-    fn settle_start(
-        &mut self,
-        before: (super::Rollout, super::Phase, Vec<String>),
-        fx: &mut Effects,
-    ) {
+    fn settle_start(&mut self, before: Observed, fx: &mut Effects) {
         self.settle(before, fx);
         fx.publish = true;
         fx.persist = true;

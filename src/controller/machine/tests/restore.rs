@@ -225,3 +225,14 @@ fn reload_dropping_a_completed_plan_is_manual_mode() {
     reload(&mut s, plan(PLAN)).unwrap();
     assert_eq!(s.at(), (Phase::Healthy, 100.0, None));
 }
+
+#[test]
+fn the_rollout_state_serializes_apart_from_the_evidence() {
+    let mut s = Sim::start(plan(PLAN));
+    s.cmd(Command::Promote { full: false }).unwrap();
+    s.cmd(Command::SetWeight(35.0)).unwrap();
+    let json = serde_json::to_string(s.m.rollout()).unwrap();
+    let back: Rollout = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, s.m.rollout());
+    assert!(json.contains("\"hold\":\"next\""), "{json}");
+}
