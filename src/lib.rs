@@ -51,12 +51,18 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// Where a rollout stands.
+/// Where a rollout stands: shown in the status, the `canary_phase` gauge and
+/// the state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
+    /// Walking the plan.
     Progressing,
+    /// The plan waits for an operator (`pause`, `PUT weight`, `pause: {}`, an
+    /// inconclusive gate).
     Paused,
+    /// Plan finished, or manual mode with no abort.
     Healthy,
+    /// Aborted: weight 0 until `retry`.
     Degraded,
 }
 

@@ -1,6 +1,6 @@
 //! Routing of admin requests to handlers, and the JSON error shape.
 use super::{auth, AdminState, BODY_READ_TIMEOUT, MAX_BODY};
-use crate::controller::{ApiError, Command};
+use crate::controller::{CallError, Command, Rejection};
 use crate::telemetry::{apm, export};
 use crate::Role;
 use bytes::Bytes;
@@ -36,9 +36,26 @@ fn error(status: u16, msg: impl std::fmt::Display) -> Resp {
     json_resp(status, &json!({ "error": msg.to_string() }))
 }
 
-impl From<ApiError> for Resp {
-    fn from(e: ApiError) -> Resp {
-        error(e.status, e.message)
+/// The status code for a failed controller call.
+fn call_status(e: &CallError) -> u16 {
+    match e {
+        CallError::Rejected(r) => match r {
+            Rejection::Aborted
+            | Rejection::NoPlan
+            | Rejection::ManualAfterPlan
+            | Rejection::Complete
+            | Rejection::NotAborted => 409,
+            // A reload the rollout refuses: the file is what is wrong.
+            Rejection::PlanRunning => 400,
+        },
+        CallError::Config(_) | CallError::NoConfigFile => 400,
+        CallError::Stopped => 503,
+    }
+}
+
+impl From<CallError> for Resp {
+    fn from(e: CallError) -> Resp {
+        error(call_status(&e), e)
     }
 }
 
@@ -489,6 +506,23 @@ mod tests {
             msg,
             "full=yes: expected full=true or full=false (1 and 0 also work)"
         );
+    }
+
+    #[test]
+    fn refusals_map_to_409_and_bad_reloads_to_400() {
+        for r in [
+            Rejection::Aborted,
+            Rejection::NoPlan,
+            Rejection::ManualAfterPlan,
+            Rejection::Complete,
+            Rejection::NotAborted,
+        ] {
+            assert_eq!(call_status(&CallError::Rejected(r)), 409, "{r}");
+        }
+        assert_eq!(call_status(&Rejection::PlanRunning.into()), 400);
+        assert_eq!(call_status(&CallError::Config("x".into())), 400);
+        assert_eq!(call_status(&CallError::NoConfigFile), 400);
+        assert_eq!(call_status(&CallError::Stopped), 503);
     }
 
     #[test]

@@ -1,81 +1,40 @@
-//! The rollout plan's position (SPEC §6.4). The controller walks it; this
-//! module holds where it is and answers questions about it.
-use crate::config::{Analysis, AnalysisPatch, Step, StepKind};
-use crate::judge::{CheckResult, Guard};
-use crate::telemetry::Reading;
-use std::time::{Duration, Instant};
+//! The configured rollout plan: its steps, and what each position means
+//! (which step waits, which analysis override is in force, how a step reads in
+//! an event). Positions are 0-based step indices; `len()` means finished.
+use crate::config::{AnalysisPatch, Step, StepKind};
 
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub steps: Vec<Step>,
-    /// The step being waited on (a pause or a gate), or `steps.len()` when finished.
-    pub index: usize,
-    /// When the current step began (for timed pauses and gates).
-    pub step_started: Instant,
-    /// Held by an operator (`pause`, `PUT weight`) or an inconclusive gate.
-    pub hold: bool,
-    /// `resume` goes on with the next step (after `PUT weight` or an inconclusive gate)
-    /// instead of finishing the current one.
-    pub resume_advances: bool,
-    pub gate: Option<Gate>,
-}
-
-/// An analysis step in progress: its own guard over the requests since it began.
-pub struct Gate {
-    pub guard: Guard,
-    pub analysis: Analysis,
-    pub duration: Duration,
-    pub timeout: Duration,
-    /// The canary's cumulative reading when the gate began.
-    pub canary_base: Reading,
-    pub last: CheckResult,
-    pub inconclusive: bool,
-}
-
-impl Gate {
-    pub fn new(effective: &Analysis, patch: &AnalysisPatch, canary_now: &Reading) -> Gate {
-        let analysis = effective.merged(patch);
-        let duration = patch.duration.map(|d| d.get()).unwrap_or_default();
-        Gate {
-            guard: Guard::new(&analysis),
-            timeout: patch.gate_timeout().unwrap_or(duration * 5),
-            duration,
-            analysis,
-            canary_base: canary_now.clone(),
-            last: CheckResult::Inconclusive,
-            inconclusive: false,
-        }
-    }
 }
 
 impl Plan {
     pub fn new(steps: Vec<Step>) -> Plan {
-        Plan {
-            steps,
-            index: 0,
-            step_started: Instant::now(),
-            hold: false,
-            resume_advances: false,
-            gate: None,
-        }
+        Plan { steps }
     }
 
-    pub fn finished(&self) -> bool {
-        self.index >= self.steps.len()
+    pub fn len(&self) -> usize {
+        self.steps.len()
     }
 
-    pub fn current(&self) -> Option<StepKind<'_>> {
-        self.steps.get(self.index).map(Step::kind)
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 
-    /// Waiting at `pause: {}`.
-    pub fn at_indefinite_pause(&self) -> bool {
-        matches!(self.current(), Some(StepKind::Pause(None)))
+    /// The step at `index`; `None` once past the last one.
+    pub fn kind(&self, index: usize) -> Option<StepKind<'_>> {
+        self.steps.get(index).map(Step::kind)
     }
 
-    /// The analysis override in force at the current position: the last
-    /// `set_weight` step with an `analysis` block up to here.
-    pub fn override_patch(&self) -> Option<&AnalysisPatch> {
-        let upto = (self.index + 1).min(self.steps.len());
+    /// `pause: {}` at `index`: only promote or resume leaves it.
+    pub fn indefinite_pause_at(&self, index: usize) -> bool {
+        matches!(self.kind(index), Some(StepKind::Pause(None)))
+    }
+
+    /// The analysis override in force at `index`: the last `set_weight` step
+    /// with an `analysis` block up to and including it.
+    pub fn override_patch(&self, index: usize) -> Option<&AnalysisPatch> {
+        let upto = (index + 1).min(self.steps.len());
         self.steps[..upto]
             .iter()
             .rev()
@@ -85,14 +44,8 @@ impl Plan {
             })
     }
 
-    /// The weight the plan has set by the current position (last `set_weight`
-    /// before it), for restoring a position without replaying steps.
-    pub fn weight_upto(&self) -> Option<f64> {
-        let upto = self.index.min(self.steps.len());
-        self.steps[..upto].iter().rev().find_map(|s| s.set_weight)
-    }
-
-    /// One line for events: `step 2/7: pause 30s`.
+    /// One line for events. `i` is 0-based, the text counts from 1:
+    /// `describe(1)` of a 7-step plan reads `step 2/7: pause 30s`.
     pub fn describe(&self, i: usize) -> String {
         let n = self.steps.len();
         let what = match self.steps.get(i).map(Step::kind) {
@@ -170,19 +123,22 @@ mod tests {
 
     #[test]
     fn override_follows_the_position() {
-        let mut p = plan();
-        let max = |p: &Plan| {
-            p.override_patch()
+        let p = plan();
+        let max = |i: usize| {
+            p.override_patch(i)
                 .and_then(|a| a.error_rate.clone())
                 .and_then(|e| e.max)
         };
-        assert_eq!(max(&p), Some(Some(1.0)));
-        p.index = 3; // the gate: still step 0's override
-        assert_eq!(max(&p), Some(Some(1.0)));
-        p.index = 5; // after step 4's override
-        assert!(p.override_patch().and_then(|a| a.latency.clone()).is_some());
-        assert_eq!(max(&p), None);
-        assert_eq!(p.weight_upto(), Some(50.0));
+        assert_eq!(max(0), Some(Some(1.0)));
+        assert_eq!(max(3), Some(Some(1.0))); // the gate: still step 0's override
+        assert!(p
+            .override_patch(5)
+            .and_then(|a| a.latency.clone())
+            .is_some());
+        assert_eq!(max(5), None); // step 4's override replaced it
+        assert_eq!(max(99), None); // past the end: the last override stays
+        assert!(p.override_patch(99).is_some());
+        assert!(p.indefinite_pause_at(5) && !p.indefinite_pause_at(1));
     }
 
     #[test]

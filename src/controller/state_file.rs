@@ -1,5 +1,7 @@
-//! The state file (SPEC §7.2): the rollout's position, written atomically on
-//! every phase or weight change so an aborted canary stays at 0 after a restart.
+//! The state file: the rollout's position, written atomically on every phase
+//! or weight change so an aborted canary stays at 0 after a restart. A file
+//! that does not parse, or describes a state the controller never writes, is
+//! corrupt: reported and ignored.
 use crate::Phase;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -12,12 +14,57 @@ pub struct State {
     pub version: String,
     pub phase: Phase,
     pub canary_weight: f64,
-    /// Plan position; `None` in manual mode.
+    /// Plan position, 0-based; `None` in manual mode.
     pub step_index: Option<usize>,
     pub abort: bool,
     pub message: String,
-    /// Held by an operator (`pause`, `PUT weight`) or an inconclusive gate.
+    /// `true` exactly when `phase` is `Paused`.
     pub paused: bool,
+}
+
+/// A state the controller never writes: the file is treated as corrupt.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Inconsistent {
+    #[error("canary_weight {0} is not a percentage in 0..100")]
+    Weight(f64),
+    #[error("abort is {abort} but phase is {phase:?}")]
+    AbortPhase { abort: bool, phase: Phase },
+    #[error("aborted with canary_weight {0} (an abort is at 0)")]
+    AbortedWithWeight(f64),
+    #[error("paused is {paused} but phase is {phase:?}")]
+    PausedPhase { paused: bool, phase: Phase },
+    #[error("phase {0:?} without a plan position (step_index is null)")]
+    NoPosition(Phase),
+}
+
+impl State {
+    /// Whether the controller could have written this state.
+    pub fn check(&self) -> Result<(), Inconsistent> {
+        let w = self.canary_weight;
+        if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+            return Err(Inconsistent::Weight(w));
+        }
+        if self.abort != (self.phase == Phase::Degraded) {
+            return Err(Inconsistent::AbortPhase {
+                abort: self.abort,
+                phase: self.phase,
+            });
+        }
+        if self.abort && w != 0.0 {
+            return Err(Inconsistent::AbortedWithWeight(w));
+        }
+        // Files from before `pause: {}` counted as held say `Paused` without `paused`.
+        if self.paused && self.phase != Phase::Paused {
+            return Err(Inconsistent::PausedPhase {
+                paused: self.paused,
+                phase: self.phase,
+            });
+        }
+        if self.step_index.is_none() && matches!(self.phase, Phase::Paused | Phase::Progressing) {
+            return Err(Inconsistent::NoPosition(self.phase));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +79,8 @@ pub enum StateError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("corrupt state file {path}: {source}")]
+    Inconsistent { path: String, source: Inconsistent },
     #[error("cannot write state file {path}: {source}")]
     Write {
         path: String,
@@ -39,7 +88,8 @@ pub enum StateError {
     },
 }
 
-/// `Ok(None)` when there is no file.
+/// `Ok(None)` when there is no file; an error when it does not parse or
+/// fails [`State::check`].
 pub fn read(path: &Path) -> Result<Option<State>, StateError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
@@ -51,12 +101,15 @@ pub fn read(path: &Path) -> Result<Option<State>, StateError> {
             })
         }
     };
-    serde_json::from_slice(&text)
-        .map(Some)
-        .map_err(|source| StateError::Corrupt {
-            path: path.display().to_string(),
-            source,
-        })
+    let state: State = serde_json::from_slice(&text).map_err(|source| StateError::Corrupt {
+        path: path.display().to_string(),
+        source,
+    })?;
+    state.check().map_err(|source| StateError::Inconsistent {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Some(state))
 }
 
 /// Temp file in the same directory, fsync, rename over, fsync the directory:
@@ -129,5 +182,72 @@ mod tests {
         let p = dir.path().join("state.json");
         std::fs::write(&p, b"{\"version\": 3").unwrap();
         assert!(matches!(read(&p), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn states_the_controller_never_writes_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let ok = State {
+            version: "v2".into(),
+            phase: Phase::Paused,
+            canary_weight: 20.0,
+            step_index: Some(1),
+            abort: false,
+            message: String::new(),
+            paused: true,
+        };
+        assert_eq!(ok.check(), Ok(()));
+        assert_eq!(state().check(), Ok(()));
+        // An old file at `pause: {}`: Paused without `paused`.
+        let old = State {
+            paused: false,
+            ..ok.clone()
+        };
+        assert_eq!(old.check(), Ok(()));
+        let nan = State {
+            canary_weight: f64::NAN,
+            ..ok.clone()
+        };
+        assert!(nan.check().is_err());
+        let bad = [
+            State {
+                phase: Phase::Degraded,
+                ..ok.clone()
+            },
+            State {
+                abort: true,
+                ..ok.clone()
+            },
+            State {
+                canary_weight: 5.0,
+                ..state()
+            },
+            State {
+                canary_weight: 101.0,
+                ..ok.clone()
+            },
+            State {
+                phase: Phase::Healthy,
+                ..ok.clone()
+            },
+            State {
+                step_index: None,
+                ..ok.clone()
+            },
+            State {
+                step_index: None,
+                paused: false,
+                phase: Phase::Progressing,
+                ..ok.clone()
+            },
+        ];
+        for b in bad {
+            assert!(b.check().is_err(), "{b:?}");
+            write(&p, &b).unwrap();
+            let e = read(&p).map(|_| ()).unwrap_err();
+            assert!(matches!(e, StateError::Inconsistent { .. }), "{e}");
+            assert!(e.to_string().starts_with("corrupt state file"), "{e}");
+        }
     }
 }

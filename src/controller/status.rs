@@ -1,6 +1,7 @@
 //! The read-only view the controller publishes after every tick and change, so
 //! the admin API's GETs never wait on the controller task.
 use super::events::Event;
+use super::machine::GuardOff;
 use crate::judge::{argo_weight, Verdict};
 use crate::telemetry::figures::{version_figures, VersionFigures};
 use crate::telemetry::window::Windows;
@@ -42,13 +43,21 @@ pub struct Parts<'a> {
     pub abort: bool,
     pub message: &'a str,
     pub canary_weight: f64,
+    /// `"plan"` or `"manual"`.
+    pub mode: &'static str,
+    /// The plan position, 0-based (events say "step i+1/n"); `None` in manual mode.
     pub step_index: Option<usize>,
     pub steps: usize,
     pub plan: Value,
+    /// `true` exactly when `phase` is `Paused`.
     pub paused: bool,
     /// The analysis gate in progress (`null` when none).
     pub gate: Value,
     pub verdict: Option<&'a Verdict>,
+    /// When `verdict` was computed, RFC 3339.
+    pub verdict_at: Option<String>,
+    /// Why the guard is not judging; `None` while it runs.
+    pub guard_off: Option<GuardOff>,
     pub stable: VersionObject,
     pub canary: VersionObject,
     pub stable_window: Reading,
@@ -61,18 +70,33 @@ pub fn status_json(p: &Parts) -> Value {
         "abort": p.abort,
         "message": p.message,
         "canary_weight": p.canary_weight,
+        "mode": p.mode,
         "step_index": p.step_index,
         "steps": p.steps,
         "plan": p.plan,
         "paused": p.paused,
         "gate": p.gate,
-        "verdict": p.verdict,
+        "verdict": verdict_json(p.verdict, p.verdict_at.as_deref()),
+        "guard": {
+            "running": p.guard_off.is_none(),
+            "reason": p.guard_off.map(GuardOff::reason),
+        },
         "stable": p.stable,
         "canary": p.canary,
     })
 }
 
-/// `/api/v1/analysis` for an Argo Rollouts `web` provider (SPEC §4).
+/// The last verdict with `at`, the time it was computed: a verdict that is no
+/// longer refreshed (the guard stopped) must not read as current.
+fn verdict_json(v: Option<&Verdict>, at: Option<&str>) -> Value {
+    let mut j = serde_json::to_value(v).unwrap_or(Value::Null);
+    if let (Value::Object(m), Some(at)) = (&mut j, at) {
+        m.insert("at".into(), Value::String(at.into()));
+    }
+    j
+}
+
+/// `/api/v1/analysis` for an Argo Rollouts `web` provider.
 pub fn analysis_json(p: &Parts) -> Value {
     let a = argo_weight(
         &p.canary_window,

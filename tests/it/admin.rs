@@ -124,6 +124,11 @@ async fn plan_transitions() {
     );
     assert_eq!(s["steps"], 7);
     assert_eq!(s["plan"][1]["pause"], serde_json::json!({}));
+    // `pause: {}` waits for an operator: Paused, and says so.
+    assert_eq!(
+        (s["paused"].as_bool(), s["mode"].as_str()),
+        (Some(true), Some("plan"))
+    );
 
     // promote leaves the indefinite pause.
     let (code, s) = admin(&app, "POST", "/api/v1/promote", None, None).await;
@@ -174,6 +179,10 @@ async fn plan_transitions() {
         (s["phase"].as_str(), weight(&s), s["step_index"].as_u64()),
         (Some("Healthy"), 100.0, Some(7))
     );
+    assert_eq!(
+        s["guard"],
+        serde_json::json!({"running": false, "reason": "plan complete"})
+    );
     let (code, _) = admin(&app, "POST", "/api/v1/promote", None, None).await;
     assert_eq!(code, 409);
     let (code, _) = admin(&app, "POST", "/api/v1/pause", None, None).await;
@@ -205,6 +214,46 @@ async fn plan_transitions() {
         ),
         (Some("Paused"), 10.0, Some(1), Some(false))
     );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_after_a_completed_plan_is_guarded_manual_mode() {
+    let (stable, canary) = pair().await;
+    let app = start_proxy(
+        &yaml("rollout:\n  steps:\n    - set_weight: 100\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let s = status(&app).await;
+    assert_eq!((s["phase"].as_str(), weight(&s)), (Some("Healthy"), 100.0));
+    assert_eq!(s["guard"]["running"], false);
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 50}"#),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s), s["mode"].as_str()),
+        (Some("Healthy"), 50.0, Some("manual"))
+    );
+    assert_eq!(s["step_index"], Value::Null);
+    assert_eq!(
+        s["guard"],
+        serde_json::json!({"running": true, "reason": null})
+    );
+    for path in ["/api/v1/promote", "/api/v1/pause", "/api/v1/resume"] {
+        let (code, e) = admin(&app, "POST", path, None, None).await;
+        assert_eq!(code, 409, "{path}: {e}");
+        assert!(
+            e["error"].as_str().unwrap_or("").contains("manual mode"),
+            "{e}"
+        );
+    }
     app.shutdown().await;
 }
 
@@ -353,6 +402,18 @@ async fn read_only_endpoints_have_their_shapes() {
         assert!(s.get(k).is_some(), "{k} missing: {s}");
     }
     assert!(s["verdict"]["result"].is_string(), "{s}");
+    // The verdict says when it was made, and whether the guard still runs.
+    assert!(
+        s["verdict"]["at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{s}"
+    );
+    assert_eq!(
+        s["guard"],
+        serde_json::json!({"running": true, "reason": null})
+    );
+    assert_eq!(s["mode"], "manual");
     let m = &s["verdict"]["metrics"][0];
     for k in ["metric", "value", "limit", "evidence"] {
         assert!(m.get(k).is_some(), "verdict metric {k} missing: {s}");
@@ -393,6 +454,7 @@ async fn read_only_endpoints_have_their_shapes() {
         assert!(a[k].is_number(), "{k}: {a}");
     }
     admin(&app, "POST", "/api/v1/abort", None, None).await;
+    assert_eq!(status(&app).await["guard"]["reason"], "aborted");
     let (_, a) = admin(&app, "GET", "/api/v1/analysis", None, None).await;
     assert_eq!(
         (a["weight"].as_f64(), a["status"].as_str()),

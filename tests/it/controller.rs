@@ -213,6 +213,42 @@ async fn failing_canary_fails_the_gate() {
     app.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_set_after_the_plan_completed_is_guarded() {
+    let stable = TestServer::named("stable").start().await;
+    let (canary, failing) = switchable("canary").await;
+    let app = start_proxy(
+        &yaml(
+            "analysis: { error_rate: { max: 5.0 } }\n\
+             rollout:\n  steps:\n    - set_weight: 100\n",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let (code, s) = admin(
+        &app,
+        "PUT",
+        "/api/v1/weight",
+        Some(r#"{"canary_weight": 50}"#),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{s}");
+    let _load = Load::start(app.proxy_addr, 4, Duration::from_millis(2));
+    failing.store(true, Ordering::Relaxed);
+    let s = wait_status(&app, Duration::from_secs(5), |s| s["abort"] == true).await;
+    assert_eq!(
+        (s["phase"].as_str(), weight(&s)),
+        (Some("Degraded"), 0.0),
+        "{s}"
+    );
+    assert!(
+        s["message"].as_str().unwrap_or("").contains("error-rate"),
+        "{s}"
+    );
+    app.shutdown().await;
+}
+
 async fn start_from_dir(yaml_text: &str, dir: &std::path::Path) -> App {
     start_from_file(yaml_text, &dir.join("config.yaml")).await
 }
@@ -293,6 +329,23 @@ async fn state_file_survives_a_restart_for_the_same_version_only() {
         (Some(true), Some("v3"))
     );
     app.shutdown().await;
+
+    // A file that parses but describes a state never written (Degraded
+    // without abort; aborted above weight 0) is just as corrupt.
+    for bad in [
+        r#"{"version":"v3","phase":"Degraded","canary_weight":0.0,"step_index":1,"abort":false,"message":"","paused":false}"#,
+        r#"{"version":"v3","phase":"Degraded","canary_weight":20.0,"step_index":1,"abort":true,"message":"x","paused":false}"#,
+    ] {
+        std::fs::write(&state, bad).unwrap();
+        let app = start_from_dir(&text("v3"), dir.path()).await;
+        let s = status(&app).await;
+        assert_eq!(
+            (s["phase"].as_str(), weight(&s), s["abort"].as_bool()),
+            (Some("Paused"), 20.0, Some(false)),
+            "{bad}: {s}"
+        );
+        app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

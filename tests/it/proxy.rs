@@ -976,7 +976,7 @@ async fn certificate_reload_is_seen_by_the_next_handshake() {
     // A mismatched pair is rejected and changes nothing.
     std::fs::write(&path, text(&c2, &k1)).unwrap();
     let e = app.controller.call(Command::Reload).await.unwrap_err();
-    assert!(e.message.contains("tls.key"), "{e}");
+    assert!(e.to_string().contains("tls.key"), "{e}");
     std::fs::write(&path, text(&c2, &k2)).unwrap();
     app.controller.call(Command::Reload).await.unwrap();
 
