@@ -60,6 +60,8 @@ pub struct AdminSettings {
     pub token: String,
     /// `analysis.window`: the default span of `/v1/metrics`.
     pub window: Duration,
+    /// `admin.hosts`: names the admin API answers to besides IPs and localhost.
+    pub hosts: Vec<String>,
 }
 
 /// Why a config could not become a snapshot (a file it names is unusable).
@@ -246,6 +248,7 @@ impl Snapshot {
             admin: Arc::new(AdminSettings {
                 token: config.admin.token.clone(),
                 window: config.analysis.window.get(),
+                hosts: config.admin.hosts.clone(),
             }),
         })
     }

@@ -1,5 +1,5 @@
 //! Routing of admin requests to handlers, and the JSON error shape.
-use super::{auth, AdminState, BODY_READ_TIMEOUT, MAX_BODY};
+use super::{auth, origin, AdminState, BODY_READ_TIMEOUT, MAX_BODY};
 use crate::controller::{CallError, Command, Rejection};
 use crate::telemetry::{apm, export};
 use crate::Role;
@@ -59,46 +59,99 @@ impl From<CallError> for Resp {
     }
 }
 
-/// The routes and the methods each allows (for 405 + `Allow`).
-const ROUTES: &[(&str, &[Method])] = &[
-    ("/healthz", &[Method::GET, Method::HEAD]),
-    ("/readyz", &[Method::GET, Method::HEAD]),
-    ("/metrics", &[Method::GET, Method::HEAD]),
-    ("/", &[Method::GET, Method::HEAD]),
-    ("/api/v1/status", &[Method::GET, Method::HEAD]),
-    ("/api/v1/events", &[Method::GET, Method::HEAD]),
-    ("/api/v1/analysis", &[Method::GET, Method::HEAD]),
-    ("/v1/metrics", &[Method::GET, Method::HEAD]),
-    ("/api/v1/weight", &[Method::PUT]),
-    ("/api/v1/promote", &[Method::POST]),
-    ("/api/v1/abort", &[Method::POST]),
-    ("/api/v1/retry", &[Method::POST]),
-    ("/api/v1/pause", &[Method::POST]),
-    ("/api/v1/resume", &[Method::POST]),
-    ("/api/v1/reload", &[Method::POST]),
+/// What an admin route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Healthz,
+    Readyz,
+    Metrics,
+    Page,
+    Status,
+    Events,
+    Analysis,
+    Apm,
+    Weight,
+    Promote,
+    Abort,
+    Retry,
+    Pause,
+    Resume,
+    Reload,
+}
+
+const READ: &[Method] = &[Method::GET, Method::HEAD];
+
+/// The one route table: path, the methods it allows (405 + `Allow` for the
+/// rest), what it does.
+const ROUTES: &[(&str, &[Method], Action)] = &[
+    ("/healthz", READ, Action::Healthz),
+    ("/readyz", READ, Action::Readyz),
+    ("/metrics", READ, Action::Metrics),
+    ("/", READ, Action::Page),
+    ("/api/v1/status", READ, Action::Status),
+    ("/api/v1/events", READ, Action::Events),
+    ("/api/v1/analysis", READ, Action::Analysis),
+    ("/v1/metrics", READ, Action::Apm),
+    ("/api/v1/weight", &[Method::PUT], Action::Weight),
+    ("/api/v1/promote", &[Method::POST], Action::Promote),
+    ("/api/v1/abort", &[Method::POST], Action::Abort),
+    ("/api/v1/retry", &[Method::POST], Action::Retry),
+    ("/api/v1/pause", &[Method::POST], Action::Pause),
+    ("/api/v1/resume", &[Method::POST], Action::Resume),
+    ("/api/v1/reload", &[Method::POST], Action::Reload),
 ];
+
+/// The status page's headers: no framing (clickjacking), and a policy that
+/// lets it load nothing but itself and talk to nothing but this API.
+fn page(body: &'static str) -> Resp {
+    let mut r = respond(200, "text/html; charset=utf-8", body);
+    let h = r.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
 
 pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
 
-    let mutating = matches!(
-        method,
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-    );
-    if mutating {
-        let token = state.live.load().admin.token.clone();
-        if !auth::authorized(&token, req.headers()) {
-            let mut r = error(401, "missing or wrong bearer token");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+    let route = ROUTES.iter().find(|(p, _, _)| *p == path);
+    let mutating = !READ.contains(&method);
+    let settings = state.live.load().admin.clone();
+    // Probes and scrapers address the listener by whatever name they know it
+    // by; they are read-only and carry nothing a page could use.
+    let probe =
+        route.is_some_and(|r| matches!(r.2, Action::Healthz | Action::Readyz | Action::Metrics));
+    if !probe {
+        if let Err(refusal) = origin::check(req.headers(), mutating, &settings.hosts) {
+            return error(403, refusal);
         }
     }
-    let Some((_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+    // Before the route is looked up: without the token, nothing is revealed.
+    if mutating && !auth::authorized(&settings.token, req.headers()) {
+        let mut r = error(401, "missing or wrong bearer token");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let Some(&(_, allowed, action)) = route else {
         return error(404, format!("no such endpoint: {path}"));
     };
     if !allowed.contains(&method) {
@@ -135,14 +188,14 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             return error(400, format!("cannot read the request body: {e}"));
         }
     };
-    let mut resp = route(state, &method, &path, &query, &body).await;
+    let mut resp = act(state, action, &query, &body).await;
     if method == Method::HEAD {
         *resp.body_mut() = Full::new(Bytes::new());
     }
     resp
 }
 
-async fn route(state: &AdminState, method: &Method, path: &str, query: &str, body: &Bytes) -> Resp {
+async fn act(state: &AdminState, action: Action, query: &str, body: &Bytes) -> Resp {
     let ctl = &state.controller;
     let call = |cmd| async move {
         match ctl.call(cmd).await {
@@ -150,9 +203,9 @@ async fn route(state: &AdminState, method: &Method, path: &str, query: &str, bod
             Err(e) => e.into(),
         }
     };
-    match (method.as_str(), path) {
-        (_, "/healthz") => respond(200, "text/plain; charset=utf-8", "ok\n"),
-        (_, "/readyz") => {
+    match action {
+        Action::Healthz => respond(200, "text/plain; charset=utf-8", "ok\n"),
+        Action::Readyz => {
             let snap = state.live.load();
             if snap.backend(Role::Stable).endpoints.any_healthy() {
                 respond(200, "text/plain; charset=utf-8", "ready\n")
@@ -164,29 +217,28 @@ async fn route(state: &AdminState, method: &Method, path: &str, query: &str, bod
                 )
             }
         }
-        (_, "/metrics") => metrics(state),
-        (_, "/") => respond(200, "text/html; charset=utf-8", STATUS_PAGE),
-        (_, "/api/v1/status") => json_resp(200, &ctl.view().status),
-        (_, "/api/v1/events") => json_resp(
+        Action::Metrics => metrics(state),
+        Action::Page => page(STATUS_PAGE),
+        Action::Status => json_resp(200, &ctl.view().status),
+        Action::Events => json_resp(
             200,
             &serde_json::to_value(&*ctl.view().events).unwrap_or(json!([])),
         ),
-        (_, "/api/v1/analysis") => json_resp(200, &ctl.view().analysis),
-        (_, "/v1/metrics") => apm_metrics(state, query),
-        ("PUT", "/api/v1/weight") => match parse_weight(body) {
+        Action::Analysis => json_resp(200, &ctl.view().analysis),
+        Action::Apm => apm_metrics(state, query),
+        Action::Weight => match parse_weight(body) {
             Ok(w) => call(Command::SetWeight(w)).await,
             Err(msg) => error(400, msg),
         },
-        ("POST", "/api/v1/promote") => match parse_full(query) {
+        Action::Promote => match parse_full(query) {
             Ok(full) => call(Command::Promote { full }).await,
             Err(msg) => error(400, msg),
         },
-        ("POST", "/api/v1/abort") => call(Command::Abort).await,
-        ("POST", "/api/v1/retry") => call(Command::Retry).await,
-        ("POST", "/api/v1/pause") => call(Command::Pause).await,
-        ("POST", "/api/v1/resume") => call(Command::Resume).await,
-        ("POST", "/api/v1/reload") => call(Command::Reload).await,
-        _ => error(404, format!("no such endpoint: {path}")),
+        Action::Abort => call(Command::Abort).await,
+        Action::Retry => call(Command::Retry).await,
+        Action::Pause => call(Command::Pause).await,
+        Action::Resume => call(Command::Resume).await,
+        Action::Reload => call(Command::Reload).await,
     }
 }
 

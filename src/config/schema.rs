@@ -53,6 +53,9 @@ pub struct Admin {
     /// value (`token: ${CANARY_ADMIN_TOKEN:-}`) is an empty token.
     #[serde(deserialize_with = "super::duration::null_as_empty")]
     pub token: String,
+    /// Names the admin API may be addressed by (`Host`), besides IP addresses
+    /// and `localhost`: a browser page that rebinds its own name is refused.
+    pub hosts: Vec<String>,
 }
 
 impl Default for Admin {
@@ -60,6 +63,7 @@ impl Default for Admin {
         Admin {
             listen: "127.0.0.1:9901".into(),
             token: String::new(),
+            hosts: Vec::new(),
         }
     }
 }

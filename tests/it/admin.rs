@@ -5,10 +5,6 @@ use crate::support::*;
 use serde_json::Value;
 use std::time::Duration;
 
-fn weight(s: &Value) -> f64 {
-    s["canary_weight"].as_f64().unwrap_or(-1.0)
-}
-
 /// What a rejected call must leave unchanged.
 fn essence(s: &Value) -> (Value, Value, Value, Value, Value) {
     (

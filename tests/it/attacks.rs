@@ -52,3 +52,90 @@ async fn an_admin_flood_never_reaches_the_data_plane() {
     assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 200);
     app.shutdown().await;
 }
+
+/// One raw HTTP/1.1 request; returns the status code and the whole answer.
+async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let text = read_until_close(&mut s, Duration::from_secs(5)).await;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_cannot_drive_the_admin_api() {
+    let (stable, canary) = stable_canary().await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 10 }").replace(
+            "admin: { listen: 127.0.0.1:0 }",
+            "admin: { listen: 127.0.0.1:0, hosts: [canary-admin.internal] }",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let a = app.admin_addr;
+    let c = TestClient::new();
+    // What a browser sends for a cross-site `fetch(..., {method: "POST", mode: "no-cors"})`.
+    let attacks = [
+        format!("POST /api/v1/abort HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example"),
+        format!("POST /api/v1/abort HTTP/1.1\r\nHost: {a}\r\nOrigin: null"),
+        format!("POST /api/v1/abort HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: cross-site"),
+        format!("POST /api/v1/abort HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: same-site"),
+        // DNS rebinding: the attacker's name now points at 127.0.0.1.
+        format!(
+            "POST /api/v1/abort HTTP/1.1\r\nHost: rebind.attacker.example:{}",
+            a.port()
+        ),
+        format!(
+            "GET /api/v1/status HTTP/1.1\r\nHost: rebind.attacker.example:{}",
+            a.port()
+        ),
+    ];
+    for head in &attacks {
+        let (code, text) = raw(a, head).await;
+        assert_eq!(code, 403, "{head}\n{text}");
+        assert!(text.contains("\"error\""), "{text}");
+        // The data plane serves meanwhile.
+        assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 200);
+    }
+    let s = status(&app).await;
+    assert_eq!(
+        (s["abort"].as_bool(), weight(&s)),
+        (Some(false), 10.0),
+        "{s}"
+    );
+
+    // The status page's own buttons (same origin), a listed name, and curl work.
+    let own = format!("POST /api/v1/pause HTTP/1.1\r\nHost: {a}\r\nOrigin: http://{a}\r\nSec-Fetch-Site: same-origin");
+    assert_eq!(
+        raw(a, &own).await.0,
+        409,
+        "manual mode: the call reached the controller"
+    );
+    let listed = "GET /api/v1/status HTTP/1.1\r\nHost: canary-admin.internal:9901";
+    assert_eq!(raw(a, listed).await.0, 200);
+    let scraper = "GET /metrics HTTP/1.1\r\nHost: canary-proxy:9901";
+    assert_eq!(
+        raw(a, scraper).await.0,
+        200,
+        "probes and scrapers are not refused by name"
+    );
+    let (code, _) = admin(&app, "POST", "/api/v1/abort", None, None).await;
+    assert_eq!(code, 200);
+
+    // The page cannot be framed and loads nothing from elsewhere.
+    let (code, page) = raw(a, &format!("GET / HTTP/1.1\r\nHost: {a}")).await;
+    assert_eq!(code, 200);
+    let lower = page.to_ascii_lowercase();
+    assert!(lower.contains("x-frame-options: deny"), "{page}");
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'"),
+        "{page}"
+    );
+    app.shutdown().await;
+}

@@ -7,10 +7,6 @@ use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-fn weight(s: &Value) -> f64 {
-    s["canary_weight"].as_f64().unwrap_or(-1.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_canary_is_rolled_back_and_everyone_is_told_why() {
     let stable = TestServer::named("stable").start().await;

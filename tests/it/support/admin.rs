@@ -12,6 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// `canary_weight` of a status (or -1 when absent).
+pub fn weight(s: &Value) -> f64 {
+    s["canary_weight"].as_f64().unwrap_or(-1.0)
+}
+
 /// One admin call: `(status, JSON body or the raw text as a string)`.
 pub async fn admin(
     app: &App,
