@@ -171,6 +171,7 @@ pub(super) async fn send(
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "stale keep-alive connection; resending");
                 let mut fresh = match Box::pin(connect(&endpoint.uri, connect_timeout)).await {
                     Ok(c) => c,
+                    // Still unanswered, and idempotent: safe to send elsewhere.
                     Err(e) => return Err(connect_failed(endpoint, e, head)),
                 };
                 std::mem::swap(&mut fresh.wbuf, &mut conn.wbuf);
