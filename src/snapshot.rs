@@ -46,7 +46,8 @@ pub struct Backend {
     /// `version` as a response header value (`routing.response_header`), built once.
     pub version_header: Option<http::HeaderValue>,
     pub endpoints: Arc<EndpointSet>,
-    /// hyper's client for this version (https, bodies, upgrades, health probes).
+    /// This version's upstream settings and hyper client (what
+    /// `upstream::send` needs besides the endpoint).
     pub client: Arc<VersionClient>,
     pub health_check: Option<HealthCheck>,
     /// Resolved here, once, so the request path records without a lookup.
@@ -77,7 +78,6 @@ pub enum BuildError {
 /// `error_statuses`).
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -222,7 +222,6 @@ impl Snapshot {
             response_header: header(&r.response_header),
         };
         let settings = ProxySettings {
-            connect_timeout: t.connect.get(),
             request_timeout: t.request.get(),
             header_read_timeout: t.header_read.get(),
             idle_timeout: t.idle.get(),

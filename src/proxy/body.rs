@@ -2,10 +2,9 @@
 //! request, written when the response body ends, fails, or is dropped.
 use super::conn_io::Busy;
 use crate::telemetry::{Outcome, VersionStats};
-use crate::upstream::pool::ResponseBody;
+use crate::upstream::{BodyError, UpstreamResponseBody};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -86,16 +85,11 @@ impl Drop for Recorder {
     }
 }
 
-/// What a response carries: the upstream's streamed body (read by hyper's
-/// client, or by our own HTTP/1.1 codec) or a short local text.
-pub enum Inner {
-    Upstream(Incoming),
-    H1(ResponseBody),
+/// What a response carries: the upstream's streamed body or a short local text.
+enum Inner {
+    Upstream(UpstreamResponseBody),
     Full(Option<Bytes>),
 }
-
-/// A failed response body: the upstream broke off mid-body.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body handed to hyper for every client response.
 pub struct ProxyBody {
@@ -106,9 +100,9 @@ pub struct ProxyBody {
 }
 
 impl ProxyBody {
-    pub fn upstream(body: Inner, recorder: Option<Recorder>) -> Self {
+    pub fn upstream(body: UpstreamResponseBody, recorder: Option<Recorder>) -> Self {
         let mut b = ProxyBody {
-            inner: body,
+            inner: Inner::Upstream(body),
             recorder,
             busy: None,
         };
@@ -162,11 +156,7 @@ impl Body for ProxyBody {
         let res: Option<Result<Frame<Bytes>, BodyError>> = match &mut this.inner {
             Inner::Upstream(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r.map(|r| r.map_err(Into::into)),
-            },
-            Inner::H1(b) => match Pin::new(b).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r.map(|r| r.map_err(Into::into)),
+                Poll::Ready(r) => r,
             },
             Inner::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
         };
@@ -192,7 +182,6 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Upstream(b) => b.is_end_stream(),
-            Inner::H1(b) => b.is_end_stream(),
             Inner::Full(d) => d.is_none(),
         }
     }
@@ -200,7 +189,6 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Upstream(b) => b.size_hint(),
-            Inner::H1(b) => b.size_hint(),
             Inner::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -1,14 +1,15 @@
 //! Forwarding one request: one snapshot load, one routing decision, one
-//! upstream exchange (with connect-failure retries), one recorded outcome.
-use super::body::{Inner, ProxyBody, Recorder};
+//! upstream exchange (one retry loop over `upstream::send`), one recorded
+//! outcome.
+use super::body::{ProxyBody, Recorder};
 use super::conn_io::Busy;
 use super::{headers, ids, upgrade, ConnCtx, Proxy};
 use crate::routing::{self, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
 use crate::telemetry::method_index;
-use crate::upstream::client::{ReclaimBody, UpstreamBody};
-use crate::upstream::endpoints::Endpoint;
-use crate::upstream::{idempotent, pool};
+use crate::upstream::{
+    self, idempotent, Attempt, ErrorKind, UpstreamError, UpstreamRequest, UpstreamResponseBody,
+};
 use crate::Role;
 use http::header::{CONTENT_TYPE, HOST, SET_COOKIE};
 use http::uri::PathAndQuery;
@@ -17,31 +18,13 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Why no upstream response came back.
-enum Failure {
-    NoEndpoint,
-    Connect,
-    Timeout,
-    /// The upstream connection failed after the request was handed to it.
-    Upstream,
-}
-
-impl Failure {
-    fn status(&self) -> StatusCode {
-        match self {
-            Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::Connect | Failure::Upstream => StatusCode::BAD_GATEWAY,
-            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    fn text(&self) -> &'static str {
-        match self {
-            Failure::NoEndpoint => "no healthy upstream\n",
-            Failure::Connect => "upstream connect failed\n",
-            Failure::Timeout => "upstream timeout\n",
-            Failure::Upstream => "upstream connection error\n",
-        }
+/// The status and short body a client gets for an upstream failure.
+fn failure_response(kind: ErrorKind) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::NoEndpoint => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"),
+        ErrorKind::Connect => (StatusCode::BAD_GATEWAY, "upstream connect failed\n"),
+        ErrorKind::Upstream => (StatusCode::BAD_GATEWAY, "upstream connection error\n"),
+        ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
     }
 }
 
@@ -89,16 +72,17 @@ pub async fn handle(
             );
             Response::from_parts(parts, ProxyBody::upstream(body, Some(rec)))
         }
-        Err(f) => {
-            let status = f.status();
+        Err(e) => {
+            let (status, text) = failure_response(e.kind());
+            log_failure(backend.role, &e, status);
             rec.responded(
                 status.as_u16(),
                 snap.settings.error_statuses.contains(status.as_u16()),
             );
-            if !matches!(f, Failure::NoEndpoint) {
+            if e.kind() != ErrorKind::NoEndpoint {
                 rec.force_error();
             }
-            let mut r = Response::new(ProxyBody::text(f.text(), Some(rec)));
+            let mut r = Response::new(ProxyBody::text(text, Some(rec)));
             *r.status_mut() = status;
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -120,164 +104,104 @@ pub async fn handle(
     resp.map(|b| b.with_busy(busy))
 }
 
-fn upstream_uri(endpoint: &Uri, path: &PathAndQuery) -> Option<Uri> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = endpoint.scheme().cloned();
-    parts.authority = endpoint.authority().cloned();
-    parts.path_and_query = Some(path.clone());
-    Uri::from_parts(parts).ok()
+/// A 502/504 is worth a WARN with the endpoint and the reason, but a dead
+/// endpoint under load fails thousands of requests a second: at most one
+/// line per endpoint per second, saying how many were held back.
+fn log_failure(role: Role, e: &UpstreamError, status: StatusCode) {
+    let Some(endpoint) = e.endpoint() else {
+        return;
+    };
+    if let Some(suppressed) = endpoint.failure_log.admit() {
+        tracing::warn!(
+            %role,
+            endpoint = %endpoint.label,
+            status = status.as_u16(),
+            error = %e,
+            suppressed,
+            "upstream request failed"
+        );
+    }
 }
 
-/// Sends the request to an endpoint of `backend`; a connect failure of an
-/// idempotent request is retried on another endpoint (the request was never
-/// handed to a connection, so nothing can have been applied twice).
-/// Plain-http endpoints go through the lock-free `pool`; https endpoints and
-/// upgrades through hyper-util's client (TLS, ALPN h2, upgrade support).
+/// The request as it goes upstream: hop-by-hop headers out, forwarding
+/// headers in, origin-form URI, no body when the client sent none.
+fn upstream_request(ctx: &ConnCtx, req: Request<Incoming>, upgrade: bool) -> UpstreamRequest {
+    let (mut head, body) = req.into_parts();
+    // Host as the client sent it; for h2 clients, `:authority`.
+    let host = head.headers.get(HOST).cloned().or_else(|| {
+        head.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    headers::strip_hop_by_hop(&mut head.headers, upgrade);
+    headers::set_forwarded(
+        &mut head.headers,
+        ctx.peer_value.clone(),
+        ctx.proto,
+        host.clone(),
+    );
+    headers::ensure_request_id(&mut head.headers);
+    if let Some(h) = host {
+        head.headers.insert(HOST, h);
+    }
+    let path = head
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    head.uri = Uri::from(path);
+    // What the client's connection attached is not for the upstream's.
+    head.extensions.clear();
+    UpstreamRequest {
+        head,
+        body: (!http_body::Body::is_end_stream(&body)).then_some(body),
+        upgrade,
+    }
+}
+
+/// Sends the request to an endpoint of `backend`. One loop: an attempt
+/// that failed before anything was sent (a connect failure) gives the
+/// request back, and an idempotent request goes again, on another endpoint
+/// when there is one, up to `retry.attempts` times, all under one
+/// `timeouts.request` deadline for the response head.
 async fn send(
     ctx: &ConnCtx,
     snap: &Snapshot,
     backend: &Backend,
     req: Request<Incoming>,
     upgrade: bool,
-) -> Result<Response<Inner>, Failure> {
+) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
     let settings = &snap.settings;
-    let mut endpoint: Arc<Endpoint> = backend.endpoints.pick().ok_or(Failure::NoEndpoint)?.clone();
-    let (mut parts, body) = req.into_parts();
-
-    // Host as the client sent it; for h2 clients, `:authority`.
-    let host = parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::set_forwarded(
-        &mut parts.headers,
-        ctx.peer_value.clone(),
-        ctx.proto,
-        host.clone(),
-    );
-    headers::ensure_request_id(&mut parts.headers);
-    if let Some(h) = host {
-        parts.headers.insert(HOST, h);
-    }
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-
-    let mut retries = if settings.retry_on_connect_failure && idempotent(&parts.method) && !upgrade
-    {
-        settings.retry_attempts
-    } else {
-        0
-    };
-    let deadline = tokio::time::Instant::now() + settings.request_timeout;
-    let body = (!http_body::Body::is_end_stream(&body)).then_some(body);
-
-    if !upgrade && body.is_none() && is_http(&endpoint) {
-        let mut out = Request::new(UpstreamBody::Empty);
-        *out.method_mut() = parts.method;
-        *out.uri_mut() = Uri::from(path);
-        *out.headers_mut() = parts.headers;
-        if !out.headers().contains_key(HOST) {
-            if let Some(v) = endpoint
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                out.headers_mut().insert(HOST, v);
-            }
-        }
-        loop {
-            let sent = pool::send(
-                &endpoint,
-                out,
-                settings.connect_timeout,
-                settings.idle_timeout,
-            );
-            match tokio::time::timeout_at(deadline, sent).await {
-                Err(_) => return Err(Failure::Timeout),
-                Ok(Ok(resp)) => return Ok(resp.map(Inner::H1)),
-                Ok(Err(pool::SendError::Connect(e, back))) => {
-                    tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
-                    if retries == 0 {
-                        return Err(Failure::Connect);
-                    }
-                    retries -= 1;
-                    endpoint = other_endpoint(backend, &endpoint)?;
-                    if !is_http(&endpoint) {
-                        return Err(Failure::Connect);
-                    }
-                    out = *back;
-                }
-                Ok(Err(pool::SendError::Upstream(e))) => {
-                    tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
-                    return Err(Failure::Upstream);
-                }
-            }
-        }
-    }
-
-    // Requests with a body, https endpoints and upgrades: hyper-util's client,
-    // which consumes the request even when the connect fails, so a retry
-    // needs a copy.
-    let client = &backend.client.client;
-    let mut body = body;
-    loop {
-        let mut reclaim = None;
-        let upstream_body = match body.take() {
-            None => UpstreamBody::Empty,
-            Some(b) if retries > 0 => {
-                let (r, rx) = ReclaimBody::new(b);
-                reclaim = Some(rx);
-                UpstreamBody::Reclaim(r)
-            }
-            Some(b) => UpstreamBody::Incoming(b),
-        };
-        let mut out = Request::new(upstream_body);
-        *out.method_mut() = parts.method.clone();
-        // The client picks h2 by ALPN per connection; the request itself is 1.1.
-        *out.version_mut() = Version::HTTP_11;
-        *out.uri_mut() = upstream_uri(&endpoint.uri, &path).ok_or(Failure::Connect)?;
-        *out.headers_mut() = if retries > 0 {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
-        match tokio::time::timeout_at(deadline, client.request(out)).await {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Ok(resp)) => return Ok(resp.map(Inner::Upstream)),
-            Ok(Err(e)) if e.is_connect() => {
-                tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream connect failed");
-                if retries == 0 {
-                    return Err(Failure::Connect);
-                }
-                if let Some(mut rx) = reclaim {
-                    body = Some(rx.try_recv().map_err(|_| Failure::Connect)?);
-                }
-                retries -= 1;
-                endpoint = other_endpoint(backend, &endpoint)?;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(endpoint = %endpoint.label, error = %e, "upstream request failed");
-                return Err(Failure::Upstream);
-            }
-        }
-    }
-}
-
-/// The endpoint to retry a connect failure on (another one when there is one).
-fn other_endpoint(backend: &Backend, failed: &Endpoint) -> Result<Arc<Endpoint>, Failure> {
-    backend
+    let mut endpoint = backend
         .endpoints
-        .pick_other(failed)
-        .cloned()
-        .ok_or(Failure::Connect)
-}
-
-fn is_http(endpoint: &Endpoint) -> bool {
-    endpoint.uri.scheme() == Some(&http::uri::Scheme::HTTP)
+        .pick()
+        .ok_or_else(UpstreamError::no_endpoint)?;
+    let mut req = upstream_request(ctx, req, upgrade);
+    let mut retries =
+        if settings.retry_on_connect_failure && !upgrade && idempotent(&req.head.method) {
+            settings.retry_attempts
+        } else {
+            0
+        };
+    let deadline = tokio::time::Instant::now() + settings.request_timeout;
+    loop {
+        let attempt = Attempt {
+            deadline,
+            give_back: retries > 0,
+        };
+        let e = match upstream::send(&backend.client, endpoint, req, attempt).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        if retries == 0 || !e.is_retry_safe() {
+            return Err(e);
+        }
+        let Some(next) = backend.endpoints.pick_other(endpoint) else {
+            return Err(e);
+        };
+        tracing::debug!(endpoint = %endpoint.label, error = %e, next = %next.label, "retrying");
+        req = e.into_request()?;
+        endpoint = next;
+        retries -= 1;
+    }
 }

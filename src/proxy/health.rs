@@ -2,10 +2,15 @@
 //! that follows the current snapshot's endpoint set (a reload may replace it), probes
 //! every endpoint each `interval`, and flips `Endpoint.healthy` after
 //! `unhealthy_after` consecutive failures / `healthy_after` successes.
+//!
+//! Probes go through `upstream::send`, like client traffic: a plain-http
+//! endpoint is probed on the same pooled keep-alive connections, by the same
+//! codec, as the requests it serves.
 use crate::config::HealthCheck;
 use crate::snapshot::Live;
-use crate::upstream::client::{UpstreamBody, UpstreamClient};
+use crate::upstream::client::VersionClient;
 use crate::upstream::endpoints::{Endpoint, EndpointSet};
+use crate::upstream::{self, Attempt, UpstreamRequest};
 use crate::Role;
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
@@ -18,6 +23,9 @@ use tokio::task::JoinHandle;
 
 /// How often a version without `health_check` looks again (a reload may add one).
 const NO_CHECK_POLL: Duration = Duration::from_secs(1);
+/// Most of a probe's response body read; past it the probe still counts, but
+/// its connection is closed rather than drained.
+const MAX_PROBE_BODY: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Default)]
 struct Streak {
@@ -46,7 +54,7 @@ pub fn spawn(live: Live, role: Role, mut shutdown: watch::Receiver<bool>) -> Joi
                     NO_CHECK_POLL
                 }
                 Some(hc) => {
-                    let client = &backend.client.client;
+                    let client = &backend.client;
                     let results = futures_util::future::join_all(
                         current.endpoints.iter().map(|e| probe(client, e, hc)),
                     )
@@ -84,32 +92,40 @@ fn update(role: Role, e: &Endpoint, s: &mut Streak, ok: bool, hc: &HealthCheck) 
 }
 
 /// One probe: `GET path` answered 2xx/3xx (body read) within `timeout`.
-async fn probe(client: &UpstreamClient, e: &Endpoint, hc: &HealthCheck) -> bool {
+/// The body is read to its end so the connection goes back to the pool.
+async fn probe(client: &VersionClient, e: &Arc<Endpoint>, hc: &HealthCheck) -> bool {
     let Ok(path) = PathAndQuery::try_from(hc.path.as_str()) else {
         return false;
     };
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = e.uri.scheme().cloned();
-    parts.authority = e.uri.authority().cloned();
-    parts.path_and_query = Some(path);
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return false;
-    };
-    let Ok(req) = Request::get(uri)
+    let Ok(req) = Request::get(Uri::from(path))
         .header(http::header::USER_AGENT, "canary-proxy-health")
-        .body(UpstreamBody::Empty)
+        .body(())
     else {
         return false;
     };
+    let deadline = tokio::time::Instant::now() + hc.timeout.get();
+    let attempt = Attempt {
+        deadline,
+        give_back: false,
+    };
     let exchange = async {
-        let resp = client.request(req).await.ok()?;
+        let req = UpstreamRequest::bodiless(req.into_parts().0);
+        let resp = upstream::send(client, e, req, attempt).await.ok()?;
         let ok = resp.status().is_success() || resp.status().is_redirection();
-        // Read the (small) body so the connection goes back to the pool.
-        resp.into_body().collect().await.ok()?;
+        let mut body = resp.into_body();
+        let mut read = 0;
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame.ok()?.data_ref() {
+                read += data.len();
+                if read > MAX_PROBE_BODY {
+                    break;
+                }
+            }
+        }
         Some(ok)
     };
     matches!(
-        tokio::time::timeout(hc.timeout.get(), exchange).await,
+        tokio::time::timeout_at(deadline, exchange).await,
         Ok(Some(true))
     )
 }

@@ -1,7 +1,13 @@
-//! Upstream clients: pooled keep-alive hyper clients (HTTP/1.1, and h2 by ALPN
-//! for https upstreams), one per version so each can trust its own extra CA.
+//! The connector for what our codec does not carry: hyper-util's pooled
+//! keep-alive client (HTTP/1.1, and h2 by ALPN for https upstreams), one per
+//! version so each can trust its own extra CA. Used for https endpoints,
+//! requests with a body and upgrades.
+use super::endpoints::Endpoint;
+use super::error::Cause;
+use super::{Attempt, UpstreamError, UpstreamRequest, UpstreamResponseBody};
 use crate::certs::{provider, upstream_roots, CaError};
 use bytes::Bytes;
+use http::{request, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -10,14 +16,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-/// What a client is built from. A snapshot keeps the previous version's
-/// client (and its pooled connections) while these are unchanged.
+/// What a client is built from, and the timeouts of our own codec's
+/// connections too. A snapshot keeps the previous version's client (and its
+/// pooled connections) while these are unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
@@ -26,10 +34,10 @@ pub struct ClientSettings {
     pub ca: Option<PathBuf>,
 }
 
-/// One version's hyper client (https endpoints, requests with a body, upgrades).
+/// One version's upstream settings and hyper client.
 pub struct VersionClient {
     pub settings: ClientSettings,
-    pub client: UpstreamClient,
+    client: UpstreamClient,
 }
 
 impl VersionClient {
@@ -80,22 +88,99 @@ fn build_client(
         .build(https))
 }
 
+/// Sends `req` through hyper's client. The client consumes the request even
+/// when no connection could be made, so with `attempt.give_back` a copy of
+/// the head is kept and the body is wrapped to come back unsent.
+pub(super) async fn send(
+    vc: &VersionClient,
+    endpoint: &Arc<Endpoint>,
+    req: UpstreamRequest,
+    attempt: Attempt,
+) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
+    let uri = match absolute_uri(&endpoint.uri, &req.head.uri) {
+        Ok(uri) => uri,
+        Err(e) => return Err(UpstreamError::connect(endpoint, Cause::Uri(e), Some(req))),
+    };
+    let UpstreamRequest {
+        mut head,
+        body,
+        upgrade,
+    } = req;
+    let kept = attempt.give_back.then(|| copy_head(&head));
+    let (body, reclaim) = match body {
+        None => (UpstreamBody::Empty, None),
+        Some(b) if kept.is_some() => {
+            let (r, rx) = ReclaimBody::new(b);
+            (UpstreamBody::Reclaim(r), Some(rx))
+        }
+        Some(b) => (UpstreamBody::Incoming(b), None),
+    };
+    head.uri = uri;
+    // The client picks h2 by ALPN per connection; the request itself is 1.1.
+    head.version = Version::HTTP_11;
+    let sent = vc.client.request(Request::from_parts(head, body));
+    match tokio::time::timeout_at(attempt.deadline, sent).await {
+        Err(_) => Err(UpstreamError::timeout(endpoint)),
+        Ok(Ok(resp)) => Ok(resp.map(UpstreamResponseBody::Client)),
+        Ok(Err(e)) if e.is_connect() => {
+            // The client dropped the request unsent: the body is back by now.
+            let back = kept.and_then(|head| {
+                let body = match reclaim {
+                    None => None,
+                    Some(mut rx) => Some(rx.try_recv().ok()?),
+                };
+                Some(UpstreamRequest {
+                    head,
+                    body,
+                    upgrade,
+                })
+            });
+            Err(UpstreamError::connect(endpoint, Cause::Client(e), back))
+        }
+        Ok(Err(e)) => Err(UpstreamError::upstream(endpoint, Cause::Client(e))),
+    }
+}
+
+/// The endpoint's scheme and authority with the request's path and query.
+fn absolute_uri(endpoint: &Uri, origin_form: &Uri) -> Result<Uri, http::uri::InvalidUriParts> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = endpoint.scheme().cloned();
+    parts.authority = endpoint.authority().cloned();
+    parts.path_and_query = Some(
+        origin_form
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts)
+}
+
+/// What a retry needs of a request head (extensions are not forwarded).
+fn copy_head(head: &request::Parts) -> request::Parts {
+    let mut r = Request::new(());
+    *r.method_mut() = head.method.clone();
+    *r.uri_mut() = head.uri.clone();
+    *r.version_mut() = head.version;
+    *r.headers_mut() = head.headers.clone();
+    r.into_parts().0
+}
+
 /// The request body sent upstream. `Reclaim` gives an unsent body back when
 /// the connect failed, so an idempotent request with a body can be retried.
-pub enum UpstreamBody {
+enum UpstreamBody {
     Empty,
     Incoming(Incoming),
     Reclaim(ReclaimBody),
 }
 
-pub struct ReclaimBody {
+struct ReclaimBody {
     body: Option<Incoming>,
     started: bool,
     back: Option<oneshot::Sender<Incoming>>,
 }
 
 impl ReclaimBody {
-    pub fn new(body: Incoming) -> (ReclaimBody, oneshot::Receiver<Incoming>) {
+    fn new(body: Incoming) -> (ReclaimBody, oneshot::Receiver<Incoming>) {
         let (tx, rx) = oneshot::channel();
         (
             ReclaimBody {

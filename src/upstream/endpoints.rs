@@ -1,10 +1,17 @@
-//! The endpoints of each version: their health flags and idle connections.
-//! State shared by the request path, the health checker and the snapshot
-//! builder; `routing` only decides which version a request goes to.
+//! The endpoints of each version: their health flags, idle connections and
+//! failure-log limiter. State shared by the request path, the health checker
+//! and the snapshot builder; `routing` only decides which version a request
+//! goes to.
+use super::log_limit::LogLimiter;
 use super::pool::IdleConns;
+use http::uri::Scheme;
 use http::Uri;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// At most one WARN line per endpoint per this period for failed requests.
+const FAILURE_LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// One upstream endpoint. Its health flag is flipped by the health checker and
 /// read lock-free by the request path.
@@ -17,16 +24,26 @@ pub struct Endpoint {
     pub healthy: AtomicBool,
     /// Idle keep-alive connections (plain http; see `pool`).
     pub conns: IdleConns,
+    /// Rate limit of the WARN lines for requests this endpoint failed.
+    pub failure_log: LogLimiter,
+    plain_http: bool,
 }
 
 impl Endpoint {
     pub fn new(label: &str, uri: Uri) -> Self {
         Endpoint {
             label: label.to_string(),
+            plain_http: uri.scheme() == Some(&Scheme::HTTP),
             uri,
             healthy: AtomicBool::new(true),
             conns: Default::default(),
+            failure_log: LogLimiter::new(FAILURE_LOG_PERIOD),
         }
+    }
+
+    /// `http://` (our codec and pool can carry bodiless requests to it).
+    pub fn is_plain_http(&self) -> bool {
+        self.plain_http
     }
 
     pub fn is_healthy(&self) -> bool {

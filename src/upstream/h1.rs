@@ -1,14 +1,15 @@
-//! The upstream side of HTTP/1.1, driven inside the request's own task.
+//! The upstream side of HTTP/1.1, driven inside the request's own task by
+//! `pool`.
 //!
 //! hyper's client runs each connection as a separate task fed through a
 //! channel: two task hops and a channel round trip per request. A proxy
-//! talking to a plain-http upstream needs much less: write one request head,
-//! parse one response head (`httparse`, as hyper does), and frame the body by
-//! RFC 9112 §6.3. Response bodies are handed to the client as zero-copy
-//! slices of the read buffer. (Requests with a body stay on hyper's client,
-//! which streams both directions at once.)
+//! sending a bodiless request to a plain-http upstream needs much less: write
+//! one request head, parse one response head (`httparse`, as hyper does), and
+//! frame the body by RFC 9112 §6.3. Response bodies are handed to the client
+//! as zero-copy slices of the read buffer.
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
 use http::{Method, Response, StatusCode, Version};
 use std::ops::Range;
 
@@ -55,21 +56,35 @@ pub enum H1Error {
 }
 
 /// Appends the head of a bodiless request to `out`. `headers` are already
-/// hop-by-hop stripped; `content-length` is written here, not copied.
-pub fn encode_head(method: &Method, path: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
+/// hop-by-hop stripped; `content-length` is written here, not copied; without
+/// a `Host` header, `host` (the endpoint's authority) is sent.
+pub fn encode_head(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    host: Option<&Authority>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
+    let mut had_host = false;
     for (name, value) in headers {
         if *name == header::CONTENT_LENGTH {
             had_length = true;
             continue;
         }
+        had_host |= *name == header::HOST;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let (false, Some(host)) = (had_host, host) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_str().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     // Say nothing unless the client did (`content-length: 0`) or the method
@@ -174,16 +189,10 @@ fn framing(
     {
         return Ok((RespFraming::Length(0), true));
     }
-    if let Some(te) = headers.get(header::TRANSFER_ENCODING) {
-        let last = te
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .unwrap_or_default();
-        let chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+    if headers.contains_key(header::TRANSFER_ENCODING) {
         // Transfer-Encoding overrides Content-Length (a smuggling vector if both were honoured).
         headers.remove(header::CONTENT_LENGTH);
-        return Ok(if chunked {
+        return Ok(if chunked_is_final(headers) {
             (RespFraming::Chunked, true)
         } else {
             (RespFraming::Close, false)
@@ -203,6 +212,19 @@ fn framing(
         Some(n) => (RespFraming::Length(n), true),
         None => (RespFraming::Close, false),
     })
+}
+
+/// Is `chunked` the final coding of the combined `Transfer-Encoding` list
+/// (every field line, in order, as one comma-separated list; RFC 9110 §5.3)?
+/// Otherwise the body runs until the upstream closes (RFC 9112 §6.3).
+fn chunked_is_final(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .rfind(|c| !c.is_empty())
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
 fn parse_length(digits: &[u8]) -> Option<u64> {
@@ -410,18 +432,60 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("svc"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let endpoint = Authority::from_static("10.0.0.1:8080");
         let mut out = Vec::new();
-        encode_head(&Method::GET, "/a?b", &h, &mut out);
+        // The client's Host wins over the endpoint's authority.
+        encode_head(&Method::GET, "/a?b", &h, Some(&endpoint), &mut out);
         assert_eq!(
             out,
             b"GET /a?b HTTP/1.1\r\nhost: svc\r\ncontent-length: 0\r\n\r\n"
         );
         out.clear();
-        encode_head(&Method::GET, "/", &HeaderMap::new(), &mut out);
+        encode_head(&Method::GET, "/", &HeaderMap::new(), None, &mut out);
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
         out.clear();
-        encode_head(&Method::PUT, "/", &HeaderMap::new(), &mut out);
+        encode_head(&Method::PUT, "/", &HeaderMap::new(), None, &mut out);
         assert_eq!(out, b"PUT / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        out.clear();
+        encode_head(
+            &Method::GET,
+            "/h",
+            &HeaderMap::new(),
+            Some(&endpoint),
+            &mut out,
+        );
+        assert_eq!(out, b"GET /h HTTP/1.1\r\nhost: 10.0.0.1:8080\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_frames_the_body_only_as_the_final_coding_of_all_field_lines() {
+        for (raw, want) in [
+            ("Transfer-Encoding: gzip, chunked\r\n", RespFraming::Chunked),
+            (
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                RespFraming::Chunked,
+            ),
+            ("Transfer-Encoding: CHUNKED , \r\n", RespFraming::Chunked),
+            // chunked, then gzip on a later line: gzip is the final coding.
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+                RespFraming::Close,
+            ),
+            ("Transfer-Encoding: chunked, gzip\r\n", RespFraming::Close),
+            ("Transfer-Encoding: gzip\r\n", RespFraming::Close),
+            ("Transfer-Encoding: chunkedx\r\n", RespFraming::Close),
+        ] {
+            let h = head(
+                &format!("HTTP/1.1 200 OK\r\n{raw}Content-Length: 5\r\n\r\n"),
+                Method::GET,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(h.framing, want, "{raw:?}");
+            // Either way Content-Length is not honoured beside Transfer-Encoding.
+            assert!(!h.response.headers().contains_key(header::CONTENT_LENGTH));
+            assert_eq!(h.keep_alive, want == RespFraming::Chunked, "{raw:?}");
+        }
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Keep-alive HTTP/1.1 connections to plain-`http` endpoints, without a lock
-//! and without a task per connection.
+//! and without a task per connection: the connector behind `upstream::send`
+//! for bodiless, non-upgrade requests.
 //!
 //! Each endpoint keeps its idle connections in a per-thread deque
 //! (`thread_local::ThreadLocal`). A request pops the most recently used one,
-//! writes its head and body and reads the response head itself (`h1`), in
-//! its own task; the response body owns the connection and puts it back when
-//! the body has ended. A connection whose response was not read to the end is
-//! dropped, never reused. Requests with a body, https and upgrade requests
-//! use `client::ClientSet`.
-use super::client::UpstreamBody;
+//! writes its head and reads the response head itself (`h1`), in its own
+//! task; the response body owns the connection and puts it back when the body
+//! has ended. A connection whose response was not read to the end is dropped,
+//! never reused. Requests with a body, https and upgrade requests take
+//! hyper's client (`client`), which streams both directions at once.
+use super::client::ClientSettings;
 use super::endpoints::Endpoint;
+use super::error::Cause;
 use super::h1::{self, Decoded, Decoder, H1Error};
-use super::idempotent;
+use super::{idempotent, UpstreamError, UpstreamRequest};
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, Uri};
+use http::{request, Method, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -111,15 +113,6 @@ impl IdleConns {
     }
 }
 
-/// Why a request got no response from the upstream.
-pub enum SendError {
-    /// Nothing was sent (the TCP connect failed): the request comes back
-    /// whole, so a retry on another endpoint needs no copy made in advance.
-    Connect(std::io::Error, Box<Request<UpstreamBody>>),
-    /// The request was handed to the connection and failed there.
-    Upstream(H1Error),
-}
-
 async fn connect(uri: &Uri, timeout: Duration) -> std::io::Result<Conn> {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     let addr = if uri.port_u16().is_some() {
@@ -138,45 +131,48 @@ async fn connect(uri: &Uri, timeout: Duration) -> std::io::Result<Conn> {
     })
 }
 
-/// Sends a bodiless `req` (origin-form URI, `Host` set) to `endpoint` on a
-/// pooled connection, or a new one. Requests with a body take hyper's client
-/// (`client::ClientSet`): it streams both directions at once, which a
-/// response that starts before the upload ends needs. A pooled connection
-/// the upstream closed just as it was reused (no response byte came back) is
-/// replaced once for an idempotent request (RFC 9112 §9.3.1).
-pub async fn send(
+/// Sends a bodiless request (`head`: origin-form URI) to `endpoint` on a
+/// pooled connection, or a new one. When no connection can be made, the head
+/// comes back in the error, whole, for a retry elsewhere. A pooled
+/// connection the upstream closed just as it was reused (no response byte
+/// came back) is replaced once for an idempotent request (RFC 9112 §9.3.1),
+/// as hyper's client does: a property of keep-alive, not a retry.
+pub(super) async fn send(
     endpoint: &Arc<Endpoint>,
-    req: Request<UpstreamBody>,
-    connect_timeout: Duration,
-    max_idle: Duration,
-) -> Result<Response<ResponseBody>, SendError> {
+    head: request::Parts,
+    settings: &ClientSettings,
+) -> Result<Response<ResponseBody>, UpstreamError> {
+    let (connect_timeout, max_idle) = (settings.connect_timeout, settings.idle_timeout);
     let (mut conn, mut reused) = match endpoint.conns.checkout(max_idle) {
         Some(c) => (c, true),
         // Boxed: the connect future is large and rarely needed.
         None => match Box::pin(connect(&endpoint.uri, connect_timeout)).await {
             Ok(c) => (c, false),
-            Err(e) => return Err(SendError::Connect(e, Box::new(req))),
+            Err(e) => return Err(connect_failed(endpoint, e, head)),
         },
     };
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
     conn.wbuf.clear();
-    h1::encode_head(&parts.method, path, &parts.headers, &mut conn.wbuf);
-    let replayable = idempotent(&parts.method);
-    let head = loop {
-        match exchange(&mut conn, &parts.method).await {
-            Ok(head) => break head,
+    h1::encode_head(
+        &head.method,
+        path,
+        &head.headers,
+        endpoint.uri.authority(),
+        &mut conn.wbuf,
+    );
+    let replayable = idempotent(&head.method);
+    let resp = loop {
+        match exchange(&mut conn, &head.method).await {
+            Ok(resp) => break resp,
             Err((e, answered)) => {
                 if !(reused && replayable && !answered) {
-                    return Err(SendError::Upstream(e));
+                    return Err(UpstreamError::upstream(endpoint, Cause::H1(e)));
                 }
                 tracing::debug!(endpoint = %endpoint.label, error = %e, "stale keep-alive connection; resending");
                 let mut fresh = match Box::pin(connect(&endpoint.uri, connect_timeout)).await {
                     Ok(c) => c,
-                    Err(e) => {
-                        let req = Request::from_parts(parts, body);
-                        return Err(SendError::Connect(e, Box::new(req)));
-                    }
+                    // Still unanswered, and idempotent: safe to send elsewhere.
+                    Err(e) => return Err(connect_failed(endpoint, e, head)),
                 };
                 std::mem::swap(&mut fresh.wbuf, &mut conn.wbuf);
                 conn = fresh;
@@ -184,15 +180,27 @@ pub async fn send(
             }
         }
     };
-    let (resp_parts, ()) = head.response.into_parts();
+    let (resp_parts, ()) = resp.response.into_parts();
     let body = ResponseBody::new(
         conn,
-        Decoder::new(head.framing),
-        head.keep_alive,
+        Decoder::new(resp.framing),
+        resp.keep_alive,
         endpoint.clone(),
         max_idle,
     );
     Ok(Response::from_parts(resp_parts, body))
+}
+
+fn connect_failed(
+    endpoint: &Arc<Endpoint>,
+    e: std::io::Error,
+    head: request::Parts,
+) -> UpstreamError {
+    UpstreamError::connect(
+        endpoint,
+        Cause::Io(e),
+        Some(UpstreamRequest::bodiless(head)),
+    )
 }
 
 /// Writes the request and reads the response head. On failure, also says

@@ -1,4 +1,4 @@
-//! The upstream connection pool (src/proxy/pool.rs): keep-alive reuse, and a
+//! The upstream connection pool (src/upstream/pool.rs): keep-alive reuse, and a
 //! connection is never reused unless its previous response was read to the end.
 
 use crate::support::*;
@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 async fn pair_with(stable: TestServer) -> (Upstream, Upstream) {
@@ -205,6 +206,51 @@ async fn malformed_upstream_answers_are_502_or_truncated_never_reused() {
     assert!(
         outcome.is_err(),
         "a broken chunked body must not look complete"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_probes_reuse_one_keep_alive_connection_shared_with_traffic() {
+    // Probes take the path client traffic to a plain-http endpoint takes:
+    // our codec on the pooled connections, the body read to the end. (One
+    // runtime thread here, so one per-thread pool.)
+    let stable = TestServer::named("stable")
+        .route("/health", |_| async { resp::text(200, "ok") })
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let app = start_proxy(
+        &yaml("").replace(
+            "endpoints: [\"{stable}\"] }",
+            "endpoints: [\"{stable}\"], health_check: { path: /health, interval: 300ms, timeout: 250ms } }",
+        ),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let probes = || {
+        stable
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/health")
+            .count()
+    };
+    // Between two probes (the first goes out at start, then every 300ms).
+    assert!(eventually(Duration::from_secs(5), || probes() >= 2).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = TestClient::new();
+    for _ in 0..3 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "stable"));
+    }
+    assert!(eventually(Duration::from_secs(5), || probes() >= 4).await);
+    let seen = stable.requests();
+    assert_eq!(seen[0].headers["user-agent"], "canary-proxy-health");
+    assert_eq!(seen[0].headers["host"], stable.addr.to_string().as_str());
+    assert_eq!(
+        stable.connections(),
+        1,
+        "one connection for every probe and request"
     );
     app.shutdown().await;
 }

@@ -490,6 +490,190 @@ async fn connect_failure_is_retried_on_another_endpoint() {
     app.shutdown().await;
 }
 
+/// An https upstream for `localhost` with the given certificate, answering "secure".
+async fn tls_upstream(
+    ck: &rcgen::CertifiedKey,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = CertificateDer::from(ck.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_r: Request<Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                        "secure",
+                    ))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn connect_failure_is_retried_onto_an_endpoint_of_the_other_scheme() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (tls_addr, tls_task) = tls_upstream(&ck).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let plain = TestServer::named("plain").start().await;
+    let canary = TestServer::named("canary").start().await;
+    let dead_port = dead_addr().await.port();
+    let cfg = |endpoints: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  stable: {{ version: v1, endpoints: [{endpoints}], ca: {} }}\n  canary: {{ version: v2, endpoints: [\"{{canary}}\"] }}\n",
+            ca.display()
+        )
+    };
+    let c = TestClient::new();
+    let put = |addr: std::net::SocketAddr| {
+        Request::put(format!("http://{addr}/"))
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap()
+    };
+    // A dead plain-http endpoint (our codec's connector) and a live https
+    // one (hyper's client): every bodiless GET that lands on the dead one
+    // first is given back and sent again over TLS; so is a PUT with a body.
+    let app = start_proxy(
+        &cfg(&format!(
+            "\"{{dead}}\", \"https://localhost:{}\"",
+            tls_addr.port()
+        )),
+        &[("canary", &canary)],
+    )
+    .await;
+    for i in 0..8 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "secure"),
+            "GET {i}"
+        );
+        let r = c.send(put(app.proxy_addr)).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "secure"),
+            "PUT {i}"
+        );
+    }
+    app.shutdown().await;
+
+    // The other way round: a dead https endpoint, a live plain-http one.
+    let app = start_proxy(
+        &cfg(&format!("\"https://localhost:{dead_port}\", \"{{plain}}\"")),
+        &[("plain", &plain), ("canary", &canary)],
+    )
+    .await;
+    for i in 0..8 {
+        let r = c.get(app.proxy_addr, "/").await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "plain"),
+            "GET {i}"
+        );
+        let r = c.send(put(app.proxy_addr)).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "plain"),
+            "PUT {i}"
+        );
+    }
+    assert_eq!(plain.hits(), 16);
+    app.shutdown().await;
+    tls_task.abort();
+}
+
+/// Log lines written while the returned guard lives on this thread (every
+/// task of a current-thread test runtime runs here).
+fn capture_warnings() -> (
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    #[derive(Clone)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Sink(buf.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn upstream_failures_log_one_warning_per_endpoint_per_second() {
+    let (logs, _guard) = capture_warnings();
+    let lines = |needle: &str| -> Vec<String> {
+        String::from_utf8_lossy(&logs.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    };
+    let canary = TestServer::named("canary").start().await;
+    let app = start_proxy(
+        "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  stable: { endpoints: [\"{dead}\"] }\n  canary: { endpoints: [\"{canary}\"] }\n",
+        &[("canary", &canary)],
+    )
+    .await;
+    let dead = app.snapshot().backend(Role::Stable).endpoints.endpoints[0]
+        .label
+        .clone();
+    let c = TestClient::new();
+    let t = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 502);
+    }
+    assert!(t.elapsed() < Duration::from_millis(900), "too slow to test");
+    let first = lines(&dead);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].contains("upstream request failed")
+            && first[0].contains("status=502")
+            && first[0].contains("connect failed")
+            && first[0].contains("suppressed=0"),
+        "{}",
+        first[0]
+    );
+    // A second later the next failure is written, with the count held back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 502);
+    let all = lines(&dead);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[1].contains("suppressed=4"), "{}", all[1]);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn health_checks_evict_and_restore_an_endpoint() {
     let healthy = Arc::new(AtomicBool::new(true));
