@@ -209,8 +209,9 @@ fn check_reports_syntax_errors_env_errors_and_missing_files() {
     assert_eq!(out.status.code(), Some(2));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0]
-        .starts_with("line 1, column 9: environment variable CANARY_TEST_UNSET_LISTEN is not set"));
+    assert!(lines[0].starts_with(
+        "listen: line 1, column 9: environment variable CANARY_TEST_UNSET_LISTEN is not set"
+    ));
     assert!(lines[1].contains("CANARY_TEST_UNSET_UP"));
 
     let out = check(&dir.path().join("absent.yaml"));
@@ -270,11 +271,11 @@ fn minimal_config_gets_every_default() {
 }
 
 #[test]
-fn environment_is_expanded_before_parsing() {
+fn environment_is_expanded_into_values() {
     let env = |k: &str| match k {
         "PORT" => Some("8088".to_string()),
         "WEIGHT" => Some("12.5".to_string()),
-        "TOKEN" => Some("s3cret".to_string()),
+        "TOKEN" => Some("a-long-random-admin-token".to_string()),
         "EMPTY" => Some(String::new()),
         _ => None,
     };
@@ -295,7 +296,7 @@ routing: { canary_weight: ${WEIGHT}, response_header: 'x-$${literal}' }
     );
     let c = config::parse(&text.replace("'x-$${literal}'", "x-version"), &env).expect("valid");
     assert_eq!(c.listen, "127.0.0.1:8088");
-    assert_eq!(c.admin.token, "s3cret");
+    assert_eq!(c.admin.token, "a-long-random-admin-token");
     assert_eq!(c.routing.canary_weight, 12.5);
     assert_eq!(c.upstreams.stable.version.as_deref(), Some("v1"));
     assert_eq!(c.upstreams.canary.version.as_deref(), Some("v2"));
@@ -304,8 +305,71 @@ routing: { canary_weight: ${WEIGHT}, response_header: 'x-$${literal}' }
         .expect_err("unset")
         .messages();
     assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(errs[0].contains("environment variable A is not set"));
-    assert!(errs[1].starts_with("line 3, column 4: environment variable C"));
+    assert!(errs[0].starts_with("listen: line 1, column 9: environment variable A is not set"));
+    assert!(errs[1].starts_with("x: line 3, column 4: environment variable C"));
+
+    // Unquoted references are typed as YAML types the result: numbers stay numbers.
+    let weight = |w: Option<&str>| {
+        let text = format!("{MINIMAL}routing: {{ canary_weight: ${{W:-5}} }}\n");
+        let env = |k: &str| (k == "W").then(|| w.unwrap_or_default().to_string());
+        config::parse(&text, &env).map(|c| c.routing.canary_weight)
+    };
+    assert_eq!(weight(None).expect("default"), 5.0);
+    assert_eq!(weight(Some("")).expect("empty: default"), 5.0);
+    assert_eq!(weight(Some("12.5")).expect("set"), 12.5);
+    let errs = weight(Some("lots")).expect_err("not a number").messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("routing.canary_weight: invalid type: string \"lots\""));
+}
+
+/// A variable holding a line break (and a quote to close the scalar it sits
+/// in) used to add keys to the file: `routing.canary_weight: 100` here.
+#[test]
+fn environment_values_cannot_add_keys() {
+    let base = "
+listen: 127.0.0.1:8080
+upstreams:
+  stable: { endpoints: [\"http://127.0.0.1:9001\"] }
+  canary:
+    endpoints: [\"http://127.0.0.1:9002\"]
+    version: REF
+";
+    for (reference, value) in [
+        ("${V}", "v2\nrouting: { canary_weight: 100 }"),
+        ("\"${V}\"", "v2\"\nrouting: { canary_weight: 100 } #"),
+        ("'${V}'", "v2'\nrouting: { canary_weight: 100 } #"),
+        ("[${V}]", "v2]\nrouting: { canary_weight: 100 } #"),
+    ] {
+        let text = base.replace("REF", reference);
+        let env = |k: &str| (k == "V").then(|| value.to_string());
+        let what = format!("version: {reference} with V={value:?}");
+        match config::parse(&text, &env) {
+            Ok(c) => {
+                assert_eq!(c.routing.canary_weight, 0.0, "{what}");
+                assert_eq!(c.upstreams.canary.version.as_deref(), Some(value), "{what}");
+            }
+            // `[${V}]` is a list where a string belongs: refused at that field.
+            Err(e) => {
+                let errs = e.messages();
+                assert_eq!(errs.len(), 1, "{what}: {errs:?}");
+                assert!(errs[0].starts_with("upstreams.canary.version: "), "{what}: {errs:?}");
+                assert!(reference.starts_with('['), "{what}: {errs:?}");
+            }
+        }
+    }
+
+    // A webhook URL cannot bring a second webhook along.
+    let text = format!("{MINIMAL}notify:\n  webhooks:\n    - url: ${{HOOK}}\n");
+    let hook = "http://hooks.example/a\n    - url: http://attacker.example/";
+    let env = |k: &str| (k == "HOOK").then(|| hook.to_string());
+    let errs = config::parse(&text, &env)
+        .expect_err("a URL with a line break")
+        .messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("notify.webhooks[0].url: invalid URL"),
+        "{errs:?}"
+    );
 }
 
 #[test]
