@@ -250,6 +250,80 @@ fn check_requires_readable_tls_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("+ tls 127.0.0.1:8443"));
 }
 
+/// `canary-proxy run`, killed if it is still running after 20 s.
+fn run_briefly(config: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn canary-proxy run");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("collect run output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `interval: 1ms, window: 277000h` passed `check`, then `run` aborted with
+/// "memory allocation of 31910400000000 bytes failed". Both now refuse it.
+#[test]
+fn analysis_window_slots_are_bounded_and_check_and_run_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        &dir,
+        "huge-window.yaml",
+        &format!("{MINIMAL}admin: {{ listen: 127.0.0.1:0 }}\nanalysis: {{ interval: 1ms, window: 277000h }}\n"),
+    );
+    let out = check(&f);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("analysis.window: window 277000h at interval 1ms needs 997200000000 slots, at most 100000"),
+        "{lines:?}"
+    );
+    let (code, stderr) = run_briefly(&f);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("analysis.window: window 277000h"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("memory allocation"), "{stderr}");
+
+    // The bound itself is accepted; one slot more is not.
+    let at = |analysis: &str| parse(&format!("{MINIMAL}analysis: {analysis}\n"));
+    at("{ interval: 1ms, window: 100s }").expect("100000 slots");
+    at("{ interval: 10us, window: 100s }").expect("sub-ms intervals run at 1 ms");
+    let errs = at("{ interval: 1ms, window: 100001ms }")
+        .expect_err("100001 slots")
+        .messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("analysis.window: "), "{errs:?}");
+    at("{ interval: 1ms }").expect("60000 slots with the default window");
+    // Steps and gates are bounded too, blamed on the key the step writes.
+    let errs = errors(&format!(
+        "{MINIMAL}analysis: {{ window: 10m }}\nrollout:\n  steps:\n    - set_weight: 5\n      analysis: {{ interval: 1ms }}\n    - analysis: {{ duration: 1m, window: 2000h, interval: 1s }}\n    - set_weight: 50\n      analysis: {{ window: 1000000s }}\n"
+    ));
+    assert_eq!(
+        errs.iter()
+            .map(|e| e.split(':').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        [
+            "rollout.steps[0].analysis.interval",
+            "rollout.steps[1].analysis.window",
+            "rollout.steps[2].analysis.window",
+        ],
+        "{errs:?}"
+    );
+}
+
 // ---- the library ----
 
 #[test]
@@ -352,7 +426,10 @@ upstreams:
             Err(e) => {
                 let errs = e.messages();
                 assert_eq!(errs.len(), 1, "{what}: {errs:?}");
-                assert!(errs[0].starts_with("upstreams.canary.version: "), "{what}: {errs:?}");
+                assert!(
+                    errs[0].starts_with("upstreams.canary.version: "),
+                    "{what}: {errs:?}"
+                );
                 assert!(reference.starts_with('['), "{what}: {errs:?}");
             }
         }

@@ -169,7 +169,10 @@ fn resolve(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> (String, Result
         );
         return (name.to_string(), Err(msg));
     }
-    let value = match (env(name).filter(|v| default.is_none() || !v.is_empty()), default) {
+    let value = match (
+        env(name).filter(|v| default.is_none() || !v.is_empty()),
+        default,
+    ) {
         (Some(v), _) => Ok(v),
         (None, Some(d)) => Ok(d.to_string()),
         (None, None) => Err(format!(
@@ -394,11 +397,20 @@ mod tests {
 
     #[test]
     fn a_value_never_becomes_structure() {
-        for text in ["a: ${EVIL}\n", "a: \"${EVIL}\"\n", "a: '${EVIL}'\n", "a: [${EVIL}]\n"] {
+        for text in [
+            "a: ${EVIL}\n",
+            "a: \"${EVIL}\"\n",
+            "a: '${EVIL}'\n",
+            "a: [${EVIL}]\n",
+        ] {
             let v = run(text).expect("expands");
             let m = v.as_mapping().expect("mapping");
             assert_eq!(m.len(), 1, "{text}: {v:?}");
-            let a = if v["a"].is_sequence() { &v["a"][0] } else { &v["a"] };
+            let a = if v["a"].is_sequence() {
+                &v["a"][0]
+            } else {
+                &v["a"]
+            };
             assert_eq!(a, "x\ncanary_weight: 100", "{text}");
         }
     }
@@ -419,8 +431,13 @@ mod tests {
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs[0].starts_with("b: line 2, column 4: environment variable MISSING is not set"));
         assert!(errs[1].starts_with("c[1]: line 3, column 8: environment variable ALSO"));
-        assert!(errs[2].starts_with("c[2]: line 3, column 19: invalid variable reference `${BAD NAME}`"));
-        assert!(errs[3].starts_with("d: line 4, column 4: unterminated"), "{}", errs[3]);
+        assert!(errs[2]
+            .starts_with("c[2]: line 3, column 19: invalid variable reference `${BAD NAME}`"));
+        assert!(
+            errs[3].starts_with("d: line 4, column 4: unterminated"),
+            "{}",
+            errs[3]
+        );
     }
 
     #[test]
@@ -428,7 +445,12 @@ mod tests {
         let m = mark("a: ${HOST} b: c\n", &env);
         let e = serde_yaml::from_str::<Value>(&m.text).expect_err("bad yaml");
         let raw = serde_yaml::from_str::<Value>("a: ${HOST} b: c\n").expect_err("bad yaml");
-        assert_eq!(e.location().map(|l| l.column()), raw.location().map(|l| l.column()));
-        assert!(mark("a: \u{E000}", &env).errors[0].message.contains("reserved"));
+        assert_eq!(
+            e.location().map(|l| l.column()),
+            raw.location().map(|l| l.column())
+        );
+        assert!(mark("a: \u{E000}", &env).errors[0]
+            .message
+            .contains("reserved"));
     }
 }

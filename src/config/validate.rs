@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::path::Collector;
 use super::*;
+use crate::telemetry::window::{window_slots, MAX_WINDOW_SLOTS};
 
 pub fn validate(c: &Config, out: &mut Collector) {
     let listen = socket(out, "listen", &c.listen);
@@ -356,6 +357,22 @@ fn analysis(out: &mut Collector, a: &Analysis, at: &dyn Fn(&str) -> Option<Strin
                 format!("must not exceed window ({w}), got {i}"),
             );
         }
+    }
+    let slots = window_slots(a.interval.get(), a.window.get());
+    if slots > u128::from(MAX_WINDOW_SLOTS) && !a.interval.get().is_zero() {
+        let field = if at("window").is_some() {
+            "window"
+        } else {
+            "interval"
+        };
+        check(
+            field,
+            true,
+            format!(
+                "window {} at interval {} needs {slots} slots, at most {MAX_WINDOW_SLOTS} (the guard keeps one per interval, ~1.3 KB each): lengthen interval or shorten window",
+                a.window, a.interval
+            ),
+        );
     }
     check(
         "min_requests",
