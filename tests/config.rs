@@ -324,6 +324,58 @@ fn analysis_window_slots_are_bounded_and_check_and_run_agree() {
     );
 }
 
+/// A webhook posting into the proxy's own admin API turns every event into a
+/// control-plane request (`/api/v1/reload` emits `reloaded`, which reloads...).
+#[test]
+fn webhook_to_the_own_admin_api_is_refused() {
+    let hook = |admin: &str, url: &str| {
+        format!("{MINIMAL}admin: {admin}\nnotify:\n  webhooks:\n    - url: http://alerts.example/hook\n    - url: {url}\n")
+    };
+    let token = "token: 9f1c2a7e5b3d48f6a0c1";
+    for (admin, url) in [
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://127.0.0.1:9901/api/v1/reload",
+        ),
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://localhost:9901/api/v1/reload",
+        ),
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://0.0.0.0:9901/api/v1/pause",
+        ),
+        ("{ listen: 127.0.0.1:80 }", "http://localhost/api/v1/reload"),
+        (
+            &format!("{{ listen: 0.0.0.0:9901, {token} }}"),
+            "http://127.0.0.1:9901/api/v1/reload",
+        ),
+        (
+            &format!("{{ listen: '[::]:9901', {token} }}"),
+            "http://[::1]:9901/api/v1/reload",
+        ),
+        (
+            &format!("{{ listen: 10.1.2.3:9901, {token} }}"),
+            "http://10.1.2.3:9901/",
+        ),
+    ] {
+        let errs = errors(&hook(admin, url));
+        assert_eq!(errs.len(), 1, "{admin} {url}: {errs:?}");
+        assert!(
+            errs[0].starts_with("notify.webhooks[1].url: points at this proxy's own admin API"),
+            "{admin} {url}: {errs:?}"
+        );
+    }
+    // Elsewhere is fine: another port, another host, the data-plane listener.
+    for url in [
+        "http://127.0.0.1:9902/hook",
+        "http://10.0.0.9:9901/hook",
+        "http://127.0.0.1:8080/hook",
+    ] {
+        parse(&hook("{ listen: 127.0.0.1:9901 }", url)).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
 // ---- the library ----
 
 #[test]

@@ -9,6 +9,7 @@
 //! so every type error and unknown key is found in one pass) → `validate` (the
 //! semantic rules, quiet about values that failed to deserialize). Errors are
 //! listed in file order.
+mod admin;
 mod deser;
 mod duration;
 mod expand;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use super::admin;
 use super::path::Collector;
 use super::*;
 use crate::telemetry::window::{window_slots, MAX_WINDOW_SLOTS};
@@ -100,7 +101,15 @@ pub fn validate(c: &Config, out: &mut Collector) {
     }
     for (i, w) in c.notify.webhooks.iter().enumerate() {
         let p = format!("notify.webhooks[{i}]");
-        url(out, &format!("{p}.url"), &w.url, true);
+        let up = format!("{p}.url");
+        if url(out, &up, &w.url, true) {
+            if let Some(a) = admin.filter(|a| admin::targets_admin(&w.url, *a)) {
+                out.check(
+                    up,
+                    format!("points at this proxy's own admin API (admin.listen {a}): every event would be posted back into it (a reload there reloads again)"),
+                );
+            }
+        }
         for (j, e) in w.events.iter().enumerate() {
             if !EVENT_KINDS.contains(&e.as_str()) {
                 out.check(
@@ -165,7 +174,8 @@ fn positive(out: &mut Collector, path: &str, d: Dur) {
 
 /// An absolute http(s) URL with a host. Endpoints (`allow_path == false`) may
 /// not carry a path or query: the request's own path is appended to them.
-fn url(out: &mut Collector, path: &str, s: &str, allow_path: bool) {
+/// Returns whether the URL is valid.
+fn url(out: &mut Collector, path: &str, s: &str, allow_path: bool) -> bool {
     let problem = match s.parse::<http::Uri>() {
         Err(e) => Some(format!(
             "not an absolute http(s) URL like http://10.0.0.1:8080 ({e})"
@@ -189,8 +199,12 @@ fn url(out: &mut Collector, path: &str, s: &str, allow_path: bool) {
             _ => None,
         },
     };
-    if let Some(p) = problem {
-        out.check(path, format!("invalid URL {s:?}: {p}"));
+    match problem {
+        Some(p) => {
+            out.check(path, format!("invalid URL {s:?}: {p}"));
+            false
+        }
+        None => true,
     }
 }
 
