@@ -376,6 +376,42 @@ fn webhook_to_the_own_admin_api_is_refused() {
     }
 }
 
+/// A 2.4 MB config with 100k endpoints made validation quadratic (~5e9
+/// comparisons in the duplicate check; `validate::tests` times that step
+/// alone). The whole `check`, YAML parsing included, stays bounded.
+#[test]
+fn check_takes_a_hundred_thousand_endpoints() {
+    let n = 100_000;
+    let mut text = String::from("listen: 127.0.0.1:8080\nupstreams:\n  canary: { endpoints: [http://127.0.0.1:9002] }\n  stable:\n    endpoints:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "      - http://10.{}.{}.{}:80\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    assert!(text.len() > 2_400_000, "{} bytes", text.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = std::time::Instant::now();
+    let out = check(&write(&dir, "pool.yaml", &text));
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    println!("check of {n} endpoints (debug build): {took:?}");
+    // Generous: YAML parsing of 2.4 MB in a debug build on a shared machine.
+    assert!(took < Duration::from_secs(30), "check took {took:?}");
+
+    // A duplicate at the very end still names its first occurrence.
+    text.push_str("      - http://10.0.0.7:80\n");
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        [format!(
+            "upstreams.stable.endpoints[{n}]: duplicate of upstreams.stable.endpoints[7]"
+        )]
+    );
+}
+
 // ---- the library ----
 
 #[test]
