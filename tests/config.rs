@@ -224,10 +224,19 @@ fn check_reports_syntax_errors_env_errors_and_missing_files() {
     assert!(stderr_lines(&out)[0].contains("`listen` and `upstreams` are required"));
 }
 
+/// A self-signed certificate and its key, as PEM files in `dir`.
+fn cert_pair(dir: &tempfile::TempDir, name: &str) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).expect("rcgen");
+    (
+        write(dir, &format!("{name}.pem"), &ck.cert.pem()),
+        write(dir, &format!("{name}.key"), &ck.key_pair.serialize_pem()),
+    )
+}
+
 #[test]
 fn check_requires_readable_tls_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = write(&dir, "server.pem", "-----BEGIN CERTIFICATE-----\n");
+    let (cert, key) = cert_pair(&dir, "server");
     let text = format!(
         "{MINIMAL}tls: {{ listen: 127.0.0.1:8443, cert: {}, key: {} }}\n",
         cert.display(),
@@ -239,7 +248,6 @@ fn check_requires_readable_tls_files() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("tls.key: cannot read"), "{lines:?}");
 
-    let key = write(&dir, "server.key", "-----BEGIN PRIVATE KEY-----\n");
     let text = format!(
         "{MINIMAL}tls: {{ listen: 127.0.0.1:8443, cert: {}, key: {} }}\n",
         cert.display(),
@@ -410,6 +418,99 @@ fn check_takes_a_hundred_thousand_endpoints() {
             "upstreams.stable.endpoints[{n}]: duplicate of upstreams.stable.endpoints[7]"
         )]
     );
+}
+
+/// A readable `upstreams.X.ca`, `tls.cert` or `tls.key` without usable PEM
+/// passed `check` and reload, then failed the start. Validation now loads
+/// them as the proxy does, so `check` and `run` give the same error.
+#[test]
+fn pem_files_must_hold_usable_certificates_and_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = cert_pair(&dir, "server");
+    let (_, other_key) = cert_pair(&dir, "other");
+    let fake_der = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+    let with_ca = |ca: &Path| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  stable: {{ endpoints: [http://127.0.0.1:9001] }}\n  canary: {{ endpoints: [https://127.0.0.1:9002], ca: {} }}\n",
+            ca.display()
+        )
+    };
+    let with_tls = |c: &Path, k: &Path| {
+        format!(
+            "{MINIMAL}tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}\n",
+            c.display(),
+            k.display()
+        )
+    };
+    let ca_cases = [
+        ("empty.pem", "", "no PEM certificate in the file"),
+        (
+            "garbage.pem",
+            "\u{0}\u{1}garbage",
+            "no PEM certificate in the file",
+        ),
+        (
+            "key-only.pem",
+            &std::fs::read_to_string(&key).expect("key"),
+            "no PEM certificate",
+        ),
+        ("fake.pem", fake_der, "is not a usable CA certificate"),
+        (
+            "torn.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n",
+            "not valid PEM",
+        ),
+    ];
+    for (name, body, says) in ca_cases {
+        let ca = write(&dir, name, body);
+        let errs = errors(&with_ca(&ca));
+        assert_eq!(errs.len(), 1, "{name}: {errs:?}");
+        assert!(
+            errs[0].starts_with("upstreams.canary.ca: "),
+            "{name}: {errs:?}"
+        );
+        assert!(errs[0].contains(says), "{name}: {errs:?}");
+    }
+    parse(&with_ca(&cert)).expect("a real certificate is a usable CA");
+
+    let junk = write(&dir, "junk.txt", "not pem at all\n");
+    for (c, k, path, says) in [
+        (&junk, &key, "tls.cert: ", "no PEM certificate"),
+        (&cert, &junk, "tls.key: ", "no PEM private key"),
+        (
+            &cert,
+            &other_key,
+            "tls.key: ",
+            "does not match the certificate in tls.cert",
+        ),
+    ] {
+        let errs = errors(&with_tls(c, k));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(path) && errs[0].contains(says),
+            "{errs:?}"
+        );
+    }
+
+    // The binary: `check` and `run` refuse the same file with the same line.
+    for (name, text, path) in [
+        (
+            "bad-ca.yaml",
+            with_ca(&write(&dir, "fake2.pem", fake_der)),
+            "upstreams.canary.ca: ",
+        ),
+        ("bad-key.yaml", with_tls(&cert, &other_key), "tls.key: "),
+    ] {
+        let f = write(&dir, name, &text);
+        let out = check(&f);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert!(lines[0].starts_with(path), "{name}: {lines:?}");
+        let (code, stderr) = run_briefly(&f);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(&lines[0]), "{name}: run said {stderr}");
+    }
 }
 
 // ---- the library ----
@@ -1043,8 +1144,7 @@ notify:
 #[test]
 fn the_spec_example_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = write(&dir, "server.pem", "cert");
-    let key = write(&dir, "server.key", "key");
+    let (cert, key) = cert_pair(&dir, "server");
     let text = SPEC_EXAMPLE
         .replace("certs/server.pem", &cert.display().to_string())
         .replace("certs/server.key", &key.display().to_string());

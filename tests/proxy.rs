@@ -659,15 +659,23 @@ async fn mismatched_certificate_and_key_fail_start() {
     let err = canary_proxy::proxy::tls::load_certified_key(&dir.path().join("nope.pem"), &key)
         .unwrap_err();
     assert!(err.to_string().starts_with("tls.cert:"), "{err}");
-    let cfg = canary_proxy::config::parse(
-        &format!(
+    let text = |key: &std::path::Path| {
+        format!(
             "listen: 127.0.0.1:0\ntls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}\nupstreams: {{ stable: {{ endpoints: [\"http://127.0.0.1:1\"] }}, canary: {{ endpoints: [\"http://127.0.0.1:1\"] }} }}\n",
             cert.display(),
             key.display()
-        ),
-        &|_| None,
-    )
-    .unwrap();
+        )
+    };
+    // Config validation loads the pair as the start does: refused there first.
+    let err = canary_proxy::config::parse(&text(&key), &|_| None).unwrap_err();
+    assert!(err.to_string().starts_with("tls.key:"), "{err}");
+    // A start given an unchecked config refuses it too.
+    let own_key = dir.path().join("own.pem");
+    std::fs::write(&own_key, a.key_pair.serialize_pem()).unwrap();
+    let mut cfg = canary_proxy::config::parse(&text(&own_key), &|_| None).unwrap();
+    if let Some(t) = cfg.tls.as_mut() {
+        t.key = key.clone();
+    }
     let err = canary_proxy::app::App::start(cfg, None)
         .await
         .err()

@@ -15,6 +15,7 @@ mod duration;
 mod expand;
 mod merge;
 mod path;
+pub(crate) mod pem;
 mod plan;
 mod schema;
 mod summary;

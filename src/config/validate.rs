@@ -4,17 +4,16 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::admin;
 use super::path::Collector;
 use super::*;
+use super::{admin, pem};
 use crate::telemetry::window::{window_slots, MAX_WINDOW_SLOTS};
 
 pub fn validate(c: &Config, out: &mut Collector) {
     let listen = socket(out, "listen", &c.listen);
     let tls = c.tls.as_ref().and_then(|t| {
         let addr = socket(out, "tls.listen", &t.listen);
-        readable(out, "tls.cert", &t.cert);
-        readable(out, "tls.key", &t.key);
+        tls_files(out, t);
         addr
     });
     if c.workers > 1024 {
@@ -151,19 +150,53 @@ fn distinct_listeners(out: &mut Collector, addrs: &[(&str, Option<SocketAddr>)])
     }
 }
 
-fn readable(out: &mut Collector, path: &str, file: &Path) {
+/// Returns whether `file` can be opened (reporting why not).
+fn readable(out: &mut Collector, path: &str, file: &Path) -> bool {
     let shown = file.display();
-    match std::fs::metadata(file) {
-        Ok(m) if m.is_dir() => out.check(path, format!("{shown:?} is a directory, not a file")),
-        Ok(_) => {
-            if let Err(e) = std::fs::File::open(file) {
-                out.check(path, format!("cannot read {shown:?}: {e}"));
-            }
+    let problem = match std::fs::metadata(file) {
+        Ok(m) if m.is_dir() => format!("{shown:?} is a directory, not a file"),
+        Ok(_) => match std::fs::File::open(file) {
+            Ok(_) => return true,
+            Err(e) => format!("cannot read {shown:?}: {e}"),
+        },
+        Err(e) => {
+            format!("cannot read {shown:?}: {e} (relative paths are from the working directory)")
         }
-        Err(e) => out.check(
-            path,
-            format!("cannot read {shown:?}: {e} (relative paths are from the working directory)"),
-        ),
+    };
+    out.check(path, problem);
+    false
+}
+
+/// The HTTPS listener's chain and key, loaded and paired as at start-up (a
+/// file that is readable but holds no usable PEM used to pass `check`).
+fn tls_files(out: &mut Collector, t: &TlsListener) {
+    let chain = match readable(out, "tls.cert", &t.cert).then(|| pem::cert_chain(&t.cert)) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(m)) => {
+            out.check("tls.cert", m);
+            None
+        }
+        None => None,
+    };
+    let key = match readable(out, "tls.key", &t.key).then(|| pem::private_key(&t.key)) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(m)) => {
+            out.check("tls.key", m);
+            None
+        }
+        None => None,
+    };
+    if let (Some(chain), Some(key)) = (chain, key) {
+        if let Err(m) = pem::certified_key(chain, key) {
+            out.check(
+                "tls.key",
+                format!(
+                    "{:?} does not match the certificate in tls.cert {:?}: {m}",
+                    t.key.display().to_string(),
+                    t.cert.display().to_string()
+                ),
+            );
+        }
     }
 }
 
@@ -276,7 +309,12 @@ fn upstream(out: &mut Collector, p: &str, u: &Upstream) {
         }
     }
     if let Some(ca) = &u.ca {
-        readable(out, &format!("{p}.ca"), ca);
+        let cp = format!("{p}.ca");
+        if readable(out, &cp, ca) {
+            if let Err(m) = pem::ca_certs(ca) {
+                out.check(cp, m);
+            }
+        }
     }
 }
 
