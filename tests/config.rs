@@ -11,6 +11,10 @@ use canary_proxy::config::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-proxy");
 
+/// What `check` runs with: an admin token, as an operator must supply for an
+/// example whose admin API listens beyond loopback (none carries a default).
+const TEST_ADMIN_TOKEN: &str = "3b9f0c1e7a5d42c8b6e1f09a";
+
 /// Variables the examples read; unset so their `:-` defaults are what is checked.
 const EXAMPLE_VARS: &[&str] = &[
     "CANARY_ADMIN_TOKEN",
@@ -24,10 +28,18 @@ const EXAMPLE_VARS: &[&str] = &[
 ];
 
 fn check(path: &Path) -> Output {
+    check_with_token(path, Some(TEST_ADMIN_TOKEN))
+}
+
+/// `check` with CANARY_ADMIN_TOKEN set to `token`, or unset.
+fn check_with_token(path: &Path, token: Option<&str>) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(["check", "--config"]).arg(path);
     for v in EXAMPLE_VARS {
         cmd.env_remove(v);
+    }
+    if let Some(t) = token {
+        cmd.env("CANARY_ADMIN_TOKEN", t);
     }
     cmd.output().expect("run canary-proxy check")
 }
@@ -513,6 +525,74 @@ fn pem_files_must_hold_usable_certificates_and_keys() {
     }
 }
 
+/// `config/edge.yaml` put the admin API on 0.0.0.0 with the token defaulting
+/// to `change-me`, and `check` accepted it. No example listening beyond
+/// loopback carries a default token now, and `check` refuses placeholders and
+/// short tokens there.
+#[test]
+fn a_non_loopback_admin_api_needs_a_real_token() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for example in ["config/edge.yaml", "config/compose/canary-proxy.yaml"] {
+        let f = root.join(example);
+        let text = std::fs::read_to_string(&f).expect("example");
+        assert!(text.contains("listen: 0.0.0.0:9901"), "{example}");
+        assert!(
+            text.contains("token: \"${CANARY_ADMIN_TOKEN}\""),
+            "{example}"
+        );
+        assert!(
+            !text.contains("CANARY_ADMIN_TOKEN:-"),
+            "{example}: a default token"
+        );
+
+        let out = check_with_token(&f, None);
+        assert_eq!(out.status.code(), Some(2), "{example} without a token");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{example}: {lines:?}");
+        assert!(
+            lines[0].starts_with("admin.token: ")
+                && lines[0].contains("environment variable CANARY_ADMIN_TOKEN is not set"),
+            "{example}: {lines:?}"
+        );
+        for (token, says) in [
+            ("", "admin.token: required when admin.listen is not a loopback address"),
+            ("change-me", "admin.token: \"change-me\" is a well-known placeholder"),
+            ("changeme", "admin.token: \"changeme\" is a well-known placeholder"),
+            ("secret", "admin.token: \"secret\" is a well-known placeholder"),
+            ("token", "admin.token: \"token\" is a well-known placeholder"),
+            ("s3cr3t-Tok3n", "admin.token: too short for a non-loopback admin.listen (12 characters, at least 16)"),
+        ] {
+            let out = check_with_token(&f, Some(token));
+            assert_eq!(out.status.code(), Some(2), "{example} with {token:?}");
+            let lines = stderr_lines(&out);
+            assert_eq!(lines.len(), 1, "{example} with {token:?}: {lines:?}");
+            assert!(lines[0].starts_with(says), "{example} with {token:?}: {lines:?}");
+        }
+        let out = check_with_token(&f, Some(TEST_ADMIN_TOKEN));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{example}: {:?}",
+            stderr_lines(&out)
+        );
+    }
+    // On loopback a short token is the operator's choice.
+    parse(&format!(
+        "{MINIMAL}admin: {{ listen: 127.0.0.1:9901, token: s3cret }}\n"
+    ))
+    .expect("loopback");
+    for admin in ["'10.1.2.3:9901'", "'[::]:9901'"] {
+        let errs = errors(&format!(
+            "{MINIMAL}admin: {{ listen: {admin}, token: Change_Me }}\n"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("admin.token: \"Change_Me\" is a well-known placeholder"),
+            "{errs:?}"
+        );
+    }
+}
+
 // ---- the library ----
 
 #[test]
@@ -945,7 +1025,7 @@ fn semantic_rules() {
     // The good side of a few of those rules.
     for extra in [
         "state_file: /tmp/s.json\n",
-        "admin: { listen: '0.0.0.0:9901', token: t }\n",
+        "admin: { listen: '0.0.0.0:9901', token: 9f1c2a7e5b3d48f6 }\n",
         "analysis: { error_statuses: [5xx, 429, \"503\"] }\n",
         "routing: { canary_weight: 33.33, sticky: { header: X-User-Id } }\n",
         "notify: { webhooks: [{ url: 'https://hooks.example/x/y?z=1', events: [aborted, promoted] }] }\n",

@@ -1,7 +1,72 @@
-//! Checks that protect the admin API: a webhook may not post back into it
-//! (each event would trigger requests to the proxy's own control plane, e.g. a
-//! reload that emits `reloaded` that reloads again).
+//! Checks that protect the admin API: a token worth the name when it listens
+//! beyond loopback, and no webhook posting back into it (each event would
+//! trigger requests to the proxy's own control plane, e.g. a reload that emits
+//! `reloaded` that reloads again).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Shortest token accepted on a non-loopback admin listener (16 random
+/// characters, e.g. `openssl rand -hex 16` gives 32).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Tokens copied from examples and tutorials, compared without case or
+/// punctuation (`Change_Me` is `changeme`).
+const PLACEHOLDERS: &[&str] = &[
+    "changeme",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "admin",
+    "default",
+    "example",
+    "test",
+    "demo",
+    "demotoken",
+    "mysecret",
+    "supersecret",
+    "secrettoken",
+    "admintoken",
+    "letmein",
+    "yourtoken",
+    "yourtokenhere",
+    "tokenhere",
+    "replaceme",
+    "changethis",
+    "placeholder",
+    "canary",
+    "canaryproxy",
+    "1234567890123456",
+    "0123456789abcdef",
+];
+/// Fragments that mark a placeholder however long it is (`change-me-in-production`).
+const PLACEHOLDER_PARTS: &[&str] = &[
+    "changeme",
+    "replaceme",
+    "changethis",
+    "yourtoken",
+    "placeholder",
+];
+
+/// Why `token` (non-empty) is unfit for an admin API reachable from the
+/// network, if it is.
+pub fn weak_token(token: &str) -> Option<String> {
+    let plain: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let placeholder = PLACEHOLDERS.contains(&plain.as_str())
+        || PLACEHOLDER_PARTS.iter().any(|p| plain.contains(p))
+        || token.chars().all(|c| Some(c) == token.chars().next());
+    let n = token.chars().count();
+    if placeholder {
+        Some(format!("{token:?} is a well-known placeholder, not a secret: with a non-loopback admin.listen, set a random token (e.g. `openssl rand -hex 16`)"))
+    } else if n < MIN_TOKEN_CHARS {
+        Some(format!("too short for a non-loopback admin.listen ({n} characters, at least {MIN_TOKEN_CHARS}): set a random token (e.g. `openssl rand -hex 16`)"))
+    } else {
+        None
+    }
+}
 
 /// Whether `url` (already known to be a valid absolute http(s) URL) names the
 /// admin listener `admin`. Host names are not resolved: only `localhost` (and
@@ -53,6 +118,41 @@ mod tests {
 
     fn at(listen: &str, url: &str) -> bool {
         targets_admin(url, listen.parse().expect("socket address"))
+    }
+
+    #[test]
+    fn weak_tokens_are_named() {
+        for t in [
+            "change-me",
+            "CHANGE_ME",
+            "changeme",
+            "secret",
+            "token",
+            "Token!",
+            "demo-token",
+        ] {
+            assert!(
+                weak_token(t).is_some_and(|m| m.contains("placeholder")),
+                "{t}"
+            );
+        }
+        for t in [
+            "change-me-in-production",
+            "please-replace-me-now",
+            "xxxxxxxxxxxxxxxxxxxx",
+        ] {
+            assert!(
+                weak_token(t).is_some_and(|m| m.contains("placeholder")),
+                "{t}"
+            );
+        }
+        let m = weak_token("s3cretS3cret").expect("short");
+        assert!(
+            m.starts_with("too short for a non-loopback admin.listen (12 characters, at least 16)"),
+            "{m}"
+        );
+        assert_eq!(weak_token("9f1c2a7e5b3d48f6"), None);
+        assert_eq!(weak_token("e3b0c44298fc1c149afbf4c8996fb924"), None);
     }
 
     #[test]

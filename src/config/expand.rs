@@ -187,7 +187,7 @@ fn resolve(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> (String, Result
         (Some(v), _) => Ok(v),
         (None, Some(d)) => Ok(d.to_string()),
         (None, None) => Err(format!(
-            "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
+            "environment variable {name} is not set (set it, or write ${{{name}:-default}} to give a default)"
         )),
     };
     (name.to_string(), value)

@@ -29,12 +29,14 @@ pub fn validate(c: &Config, out: &mut Collector) {
             "has leading or trailing whitespace (a stray newline from an env file?)",
         );
     }
-    if let Some(a) = admin {
-        if !a.ip().is_loopback() && c.admin.token.is_empty() {
+    if admin.is_some_and(|a| !a.ip().is_loopback()) {
+        if c.admin.token.is_empty() {
             out.check(
                 "admin.token",
                 "required when admin.listen is not a loopback address",
             );
+        } else if let Some(m) = admin::weak_token(&c.admin.token) {
+            out.check("admin.token", m);
         }
     }
     distinct_listeners(
