@@ -57,7 +57,7 @@ pub fn weak_token(token: &str) -> Option<String> {
         .collect();
     let placeholder = PLACEHOLDERS.contains(&plain.as_str())
         || PLACEHOLDER_PARTS.iter().any(|p| plain.contains(p))
-        || token.chars().all(|c| Some(c) == token.chars().next());
+        || token.chars().all(|c| token.starts_with(c));
     let n = token.chars().count();
     if placeholder {
         Some(format!("{token:?} is a well-known placeholder, not a secret: with a non-loopback admin.listen, set a random token (e.g. `openssl rand -hex 16`)"))
