@@ -11,6 +11,8 @@ ok()   { printf '  ok    %s\n' "$*"; }
 bad()  { printf '  FAIL  %s\n' "$*"; fail=1; }
 step() { printf '%s\n' "$*"; }
 T="timeout 120"
+# The compose file and config carry no default admin token: checks get a random one.
+token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 step "compose file"
 compose=()
@@ -27,8 +29,8 @@ if [ ${#compose[@]} -eq 0 ]; then
   bad "no docker compose client available to validate docker-compose.yml"
 else
   # `config` parses, interpolates and validates against the compose schema; no engine needed.
-  if out=$($T "${compose[@]}" -f docker-compose.yml config 2>&1); then
-    services=$(printf '%s\n' "$out" | $T "${compose[@]}" -f docker-compose.yml config --services 2>/dev/null | sort | tr '\n' ' ')
+  if out=$(CANARY_ADMIN_TOKEN=$token $T "${compose[@]}" -f docker-compose.yml config 2>&1); then
+    services=$(printf '%s\n' "$out" | CANARY_ADMIN_TOKEN=$token $T "${compose[@]}" -f docker-compose.yml config --services 2>/dev/null | sort | tr '\n' ' ')
     ok "${compose[*]} config: services: $services"
     for s in proxy stable canary load prometheus grafana; do
       printf '%s\n' "$services" | grep -qw "$s" || bad "service $s missing"
@@ -36,6 +38,16 @@ else
   else
     bad "${compose[*]} config:"; printf '%s\n' "$out" | sed 's/^/        /'
   fi
+  # No default token: without CANARY_ADMIN_TOKEN (and no .env) compose refuses.
+  noenv=$(mktemp)
+  if out=$(env -u CANARY_ADMIN_TOKEN $T "${compose[@]}" --env-file "$noenv" -f docker-compose.yml config 2>&1); then
+    bad "docker-compose.yml accepts an unset CANARY_ADMIN_TOKEN"
+  elif printf '%s' "$out" | grep -q 'set CANARY_ADMIN_TOKEN'; then
+    ok "docker-compose.yml refuses an unset CANARY_ADMIN_TOKEN"
+  else
+    bad "docker-compose.yml without CANARY_ADMIN_TOKEN failed otherwise:"; printf '%s\n' "$out" | sed 's/^/        /'
+  fi
+  rm -f "$noenv"
 fi
 
 step "prometheus"
@@ -111,11 +123,24 @@ fi
 step "proxy config"
 $T cargo build --quiet --bin canary-proxy
 for f in config/compose/*.yaml; do
-  if out=$(env -u CANARY_ADMIN_TOKEN $T target/debug/canary-proxy check --config "$f" 2>&1); then
+  if out=$(CANARY_ADMIN_TOKEN=$token $T target/debug/canary-proxy check --config "$f" 2>&1); then
     ok "canary-proxy check $f: $out"
   else
     bad "canary-proxy check $f:"; printf '%s\n' "$out" | sed 's/^/        /'
   fi
+  # The admin API listens beyond loopback: no token, or a placeholder, is refused.
+  for t in unset change-me; do
+    if [ "$t" = unset ]; then
+      out=$(env -u CANARY_ADMIN_TOKEN $T target/debug/canary-proxy check --config "$f" 2>&1) && rc=0 || rc=$?
+    else
+      out=$(CANARY_ADMIN_TOKEN=$t $T target/debug/canary-proxy check --config "$f" 2>&1) && rc=0 || rc=$?
+    fi
+    if [ "$rc" = 2 ] && printf '%s' "$out" | grep -q '^admin.token: '; then
+      ok "canary-proxy check $f refuses the token ($t): $(printf '%s' "$out" | head -1 | cut -c1-90)"
+    else
+      bad "canary-proxy check $f with token $t: exit $rc: $out"
+    fi
+  done
 done
 sh -n config/compose/load.sh && ok "config/compose/load.sh parses (sh -n)" || bad "config/compose/load.sh syntax"
 
@@ -151,7 +176,7 @@ $bin upstream --role canary --version v2-canary --listen 127.0.0.1:$p_canary >"$
 sed -e "s#http://stable:8080#http://127.0.0.1:$p_stable#" -e "s#http://canary:8080#http://127.0.0.1:$p_canary#" \
     -e "s#0.0.0.0:8080#127.0.0.1:$p_proxy#" -e "s#0.0.0.0:9901#127.0.0.1:$p_admin#" -e "s#pause: 30s#pause: 2s#g" \
     config/compose/canary-proxy.yaml >"$work/proxy.yaml"
-CANARY_ADMIN_TOKEN=rehearsal $bin run --config "$work/proxy.yaml" >"$work/proxy.log" 2>&1 & pids+=($!)
+CANARY_ADMIN_TOKEN=$token $bin run --config "$work/proxy.yaml" >"$work/proxy.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p_admin/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 PROXY=http://127.0.0.1:$p_proxy/ ADMIN=http://127.0.0.1:$p_admin CANARY=http://127.0.0.1:$p_canary \
   LOOPS=3 FAULT_RATE=0.4 FAULT_AFTER=2 sh config/compose/load.sh >"$work/load.log" 2>&1 & pids+=($!)

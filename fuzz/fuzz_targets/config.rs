@@ -23,7 +23,8 @@ use serde_json::Value;
 /// A fixed stand-in for the environment (the real one would make runs differ).
 fn env(name: &str) -> Option<String> {
     match name {
-        "CANARY_ADMIN_TOKEN" | "TOKEN" => Some("s3cret".into()),
+        // Long and random-looking: the seeds listening beyond loopback need one.
+        "CANARY_ADMIN_TOKEN" | "TOKEN" => Some("3b9f0c1e7a5d42c8b6e1f09a".into()),
         "CANARY_VERSION" => Some("v2".into()),
         "STABLE_VERSION" => Some("v1".into()),
         "PORT" => Some("8080".into()),

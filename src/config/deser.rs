@@ -1,4 +1,4 @@
-//! YAML text → `Config`, reporting every type error at once with its path.
+//! YAML → `Config`, reporting every type error at once with its path.
 //!
 //! serde stops at the first error, so each top-level section is deserialized on
 //! its own from a `serde_yaml::Value`; when it fails, the offending value is cut
@@ -31,11 +31,10 @@ pub const SECTIONS: &[&str] = &[
 /// Bounds the cut-and-retry loop of one section (each round fixes one value).
 const MAX_ROUNDS: usize = 256;
 
-/// Parses `text`; the returned config is complete (failed sections fall back to
-/// defaults or placeholders) and only meaningful where `out` is not tainted.
-pub fn deserialize(text: &str, out: &mut Collector) -> Option<Config> {
-    let mut root: Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
+/// Parses YAML text into a tree, or reports the syntax error.
+pub fn parse_yaml(text: &str, out: &mut Collector) -> Option<Value> {
+    match serde_yaml::from_str(text) {
+        Ok(v) => Some(v),
         Err(e) => {
             let at = match e.location() {
                 Some(l) if e.to_string().starts_with("duplicate entry") => {
@@ -47,9 +46,15 @@ pub fn deserialize(text: &str, out: &mut Collector) -> Option<Config> {
                 _ => String::new(),
             };
             out.error(String::new(), format!("YAML syntax error: {e}{at}"));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Deserializes a parsed tree; the returned config is complete (failed sections
+/// fall back to defaults or placeholders) and only meaningful where `out` is not
+/// tainted.
+pub fn deserialize(mut root: Value, out: &mut Collector) -> Option<Config> {
     if let Err(e) = root.apply_merge() {
         out.error(String::new(), format!("YAML merge key (<<) error: {e}"));
         return None;

@@ -1,12 +1,15 @@
 //! Config loading: `${VAR}` expansion, YAML parsing (serde_yaml stays inside
 //! this module), and validation that reports every error with its field path.
 //!
-//! Pipeline of [`parse`]: `expand` (text → text; unset variables stop here, each
-//! named with its line) → `deser` (each top-level section on its own; a bad
+//! Pipeline of [`parse`]: `expand::mark` (each `${VAR}` becomes a placeholder)
+//! → YAML → `expand::expand_tree` (values go into the parsed strings, so no
+//! value can add keys; unset variables stop here, each named with its field
+//! path and line) → `deser` (each top-level section on its own; a bad
 //! value is reported, cut out or replaced by a stand-in, and the section retried,
 //! so every type error and unknown key is found in one pass) → `validate` (the
 //! semantic rules, quiet about values that failed to deserialize). Errors are
 //! listed in file order.
+mod admin;
 mod deser;
 mod duration;
 mod expand;
@@ -16,11 +19,13 @@ mod plan;
 mod schema;
 mod summary;
 mod validate;
+mod window;
 
 pub use duration::{format_duration, parse_duration, Dur};
 pub use plan::StepKind;
 pub use schema::*;
 pub use summary::summary;
+pub use window::{window_slots, MAX_WINDOW_SLOTS, MIN_INTERVAL};
 
 /// Every event kind the controller emits; webhook `events` filters name these.
 pub const EVENT_KINDS: &[&str] = &[
@@ -92,9 +97,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses config text with `env` as the variable source (tests pass their own).
 /// On failure, every problem found is returned, in file order.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let expanded = expand::expand_env(text, env).map_err(ConfigError::Invalid)?;
+    let marked = expand::mark(text, env);
+    if !marked.errors.is_empty() {
+        return Err(ConfigError::Invalid(marked.errors));
+    }
     let mut out = path::Collector::default();
-    let config = deser::deserialize(&expanded, &mut out);
+    let Some(mut root) = deser::parse_yaml(&marked.text, &mut out) else {
+        let mut errors = marked.line_errors();
+        errors.extend(out.into_sorted_errors());
+        return Err(ConfigError::Invalid(errors));
+    };
+    expand::expand_tree(&mut root, &marked.refs).map_err(ConfigError::Invalid)?;
+    let config = deser::deserialize(root, &mut out);
     if let Some(c) = &config {
         validate::validate(c, &mut out);
     }

@@ -113,8 +113,28 @@ pub fn read(path: &Path) -> Result<Option<State>, StateError> {
 }
 
 /// Temp file in the same directory, fsync, rename over, fsync the directory:
-/// a crash leaves either the old or the new state, never a torn one.
+/// a crash leaves either the old or the new state, never a torn one. The temp
+/// name is random and the file is created exclusively (`O_CREAT|O_EXCL|
+/// O_NOFOLLOW`, mode 0600), so a link planted at a guessable name is never
+/// followed: the proxy may run with rights over files its directory's other
+/// writers should not reach.
 pub fn write(path: &Path, state: &State) -> Result<(), StateError> {
+    write_with(path, state, &mut || {
+        format!("{:016x}", rand::random::<u64>())
+    })
+}
+
+/// Tries this many temp names before giving up (a collision means another
+/// writer, or someone planting files).
+const TEMP_ATTEMPTS: usize = 16;
+
+/// [`write`] with the temp-name suffixes drawn from `suffix` (tests plant files
+/// at the names it will try).
+fn write_with(
+    path: &Path,
+    state: &State,
+    suffix: &mut dyn FnMut() -> String,
+) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.display().to_string(),
         source,
@@ -127,10 +147,9 @@ pub fn write(path: &Path, state: &State) -> Result<(), StateError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".into());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let body = serde_json::to_vec_pretty(state).map_err(|e| err(e.into()))?;
+    let (tmp, mut f) = create_temp(&dir, &name, suffix).map_err(err)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&body)?;
         f.write_all(b"\n")?;
         f.sync_all()?;
@@ -143,9 +162,45 @@ pub fn write(path: &Path, state: &State) -> Result<(), StateError> {
         Ok(())
     })();
     if result.is_err() {
+        // Ours: created exclusively above, so this never removes a planted file.
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// Creates `.<name>.<suffix>.tmp` in `dir`, never opening an existing file or
+/// following a link; an occupied name is skipped for the next suffix.
+fn create_temp(
+    dir: &Path,
+    name: &str,
+    suffix: &mut dyn FnMut() -> String,
+) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let mut last = None;
+    for _ in 0..TEMP_ATTEMPTS {
+        let tmp = dir.join(format!(".{name}.{}.tmp", suffix()));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        match o.open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if name_taken(&e) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temp name tried")))
+}
+
+/// EEXIST, or ELOOP for a symlink where O_NOFOLLOW is checked first.
+fn name_taken(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return true;
+    }
+    e.kind() == std::io::ErrorKind::AlreadyExists
 }
 
 #[cfg(test)]
@@ -174,6 +229,55 @@ mod tests {
         // overwrite leaves no temp files behind
         write(&p, &state()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A symlink planted at the old predictable temp name (`.state.json.tmp.<pid>`)
+    /// and at the names the writer will try made it overwrite the link's target
+    /// (a root-owned file). Links are skipped now and their targets untouched.
+    #[cfg(unix)]
+    #[test]
+    fn planted_symlinks_at_temp_names_are_never_followed() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "root-owned\n").unwrap();
+        let planted = [
+            format!(".state.json.tmp.{}", std::process::id()),
+            ".state.json.a.tmp".to_string(),
+            ".state.json.b.tmp".to_string(),
+            ".state.json.c.tmp".to_string(),
+        ];
+        for name in &planted {
+            symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        // A dangling link too: O_CREAT alone would create its target.
+        let dangling_target = dir.path().join("created-through-link");
+        symlink(&dangling_target, dir.path().join(".state.json.d.tmp")).unwrap();
+
+        let mut tries = ["a", "b", "c", "d", "e"].into_iter().map(String::from);
+        write_with(&p, &state(), &mut || tries.next().unwrap_or_default()).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(state()));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root-owned\n");
+        assert!(!dangling_target.exists());
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        for name in &planted {
+            let link = std::fs::symlink_metadata(dir.path().join(name)).unwrap();
+            assert!(link.file_type().is_symlink(), "{name} was replaced");
+        }
+
+        // The real writer (random names) with the old predictable name planted.
+        write(&p, &state()).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(state()));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root-owned\n");
+
+        // Every name taken: an error, the links and their target intact.
+        let mut same = || "a".to_string();
+        let e = write_with(&p, &state(), &mut same).unwrap_err();
+        assert!(matches!(e, StateError::Write { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root-owned\n");
+        assert!(std::fs::symlink_metadata(dir.path().join(".state.json.a.tmp")).is_ok());
     }
 
     #[test]

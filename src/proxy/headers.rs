@@ -1,5 +1,6 @@
 //! Header rules for a reverse proxy: hop-by-hop headers removed in both
-//! directions, `X-Forwarded-*` set from what this proxy saw, `x-request-id`.
+//! directions, `X-Forwarded-*` and `X-Real-IP` set from what this proxy saw
+//! (a client's `Forwarded` dropped), `x-request-id`.
 use crate::upstream::h1::{connection_has, connection_tokens};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -7,6 +8,7 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// RFC 9110 §7.6.1 hop-by-hop headers (plus the legacy `proxy-connection`, `keep-alive`).
 static HOP_BY_HOP: [HeaderName; 9] = [
@@ -62,6 +64,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Appends the peer to `X-Forwarded-For` and replaces `X-Forwarded-Proto` /
 /// `X-Forwarded-Host` with what this proxy saw (client values are not trusted).
+/// `X-Real-IP` becomes the peer (NGINX's `proxy_set_header X-Real-IP
+/// $remote_addr`) and a client's RFC 7239 `Forwarded` is dropped: upstreams
+/// that read either would otherwise take a client's word for its address.
 /// `peer` is the client's IP as a header value (formatted once per connection).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
@@ -69,6 +74,8 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
+    headers.remove(header::FORWARDED);
+    headers.insert(&X_REAL_IP, peer.clone());
     let prior: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -164,5 +171,24 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
+        assert_eq!(h["x-real-ip"], "10.0.0.9");
+    }
+
+    /// A client claiming another address through `Forwarded` or `X-Real-IP`
+    /// (each possibly repeated) is not believed.
+    #[test]
+    fn client_forwarded_and_real_ip_are_replaced() {
+        let mut h = map(&[
+            ("forwarded", "for=203.0.113.7;proto=https;host=evil"),
+            ("forwarded", "for=\"[2001:db8::1]\""),
+            ("x-real-ip", "203.0.113.7"),
+            ("x-real-ip", "198.51.100.1"),
+        ]);
+        set_forwarded(&mut h, HeaderValue::from_static("10.0.0.9"), "https", None);
+        assert!(h.get(header::FORWARDED).is_none());
+        let real: Vec<_> = h.get_all("x-real-ip").iter().collect();
+        assert_eq!(real, ["10.0.0.9"]);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert!(h.get("x-forwarded-host").is_none());
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! Nothing here touches the hot path; all of it is owned by the controller task.
 use super::Reading;
+use crate::config::{MAX_WINDOW_SLOTS, MIN_INTERVAL};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use std::time::Duration;
 pub const MAX_SPAN: Duration = Duration::from_secs(3600);
 /// Target width of a coarse slot; rounded to a whole number of ticks.
 const COARSE_TARGET: Duration = Duration::from_secs(10);
-
 pub struct Windows {
     interval: Duration,
     window: Duration,
@@ -39,7 +39,7 @@ fn slots(span: Duration, slot: Duration) -> usize {
 impl Windows {
     /// `interval`: time between ticks; `window`: span of [`Windows::window`].
     pub fn new(interval: Duration, window: Duration) -> Self {
-        let interval = interval.max(Duration::from_millis(1));
+        let interval = interval.max(MIN_INTERVAL);
         let window = window.max(interval);
         let ticks_per_coarse =
             ((COARSE_TARGET.as_secs_f64() / interval.as_secs_f64()).round() as u32).max(1);
@@ -49,7 +49,9 @@ impl Windows {
         Windows {
             interval,
             window,
-            fine: VecDeque::with_capacity(fine_cap),
+            // Grown as ticks arrive past the validated bound, never reserved
+            // up front: an unchecked config must not abort on allocation.
+            fine: VecDeque::with_capacity(fine_cap.min(MAX_WINDOW_SLOTS as usize)),
             fine_cap,
             window_sum: Reading::default(),
             ticks_per_coarse,
@@ -169,6 +171,7 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::window_slots;
 
     fn cum(n: u64) -> Reading {
         Reading {
@@ -187,6 +190,24 @@ mod tests {
         assert_eq!(w.last_tick().requests, 10);
         assert_eq!(w.window().requests, 30);
         assert_eq!(w.window_covered(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn slot_count_matches_the_rings() {
+        let (i, w) = (Duration::from_millis(250), Duration::from_secs(60));
+        assert_eq!(window_slots(i, w), 240);
+        assert_eq!(Windows::new(i, w).fine_cap, 240);
+        // Sub-millisecond intervals run at 1 ms.
+        assert_eq!(
+            window_slots(Duration::from_micros(10), Duration::from_secs(1)),
+            1000
+        );
+        // The configuration that used to abort `run` on allocation: counted, and
+        // building it anyway reserves only the bounded capacity.
+        let huge = Duration::from_secs(277_000 * 3600);
+        assert_eq!(window_slots(MIN_INTERVAL, huge), 997_200_000_000);
+        let ring = Windows::new(MIN_INTERVAL, huge);
+        assert!(ring.fine.capacity() <= 2 * MAX_WINDOW_SLOTS as usize);
     }
 
     #[test]

@@ -65,7 +65,6 @@ fn build_client(
         .with_safe_default_protocol_versions()
         .map_err(|e| CaError {
             role,
-            path: String::new(),
             message: e.to_string(),
         })?
         .with_root_certificates(roots)

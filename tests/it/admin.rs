@@ -884,3 +884,39 @@ async fn after_full_promotion_the_canary_becomes_stable() {
     assert_eq!(app.snapshot().weight_bp, 0);
     app.shutdown().await;
 }
+
+/// A readable CA file without a usable certificate used to pass reload (and
+/// `check`) and fail only at the next start: reload refuses it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refuses_a_ca_file_without_a_usable_certificate() {
+    let (stable, canary) = pair().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = |ca_line: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+             upstreams:\n  stable: {{ version: v1, endpoints: [\"{}\"] }}\n  canary: {{ version: v2, endpoints: [\"{}\"]{ca_line} }}\n",
+            stable.url(),
+            canary.url()
+        )
+    };
+    let app = start_from_file(&text(""), &path).await;
+    std::fs::write(&path, text(&format!(", ca: {}", ca.display()))).unwrap();
+    let (code, e) = admin(&app, "POST", "/api/v1/reload", None, None).await;
+    assert_eq!(code, 400, "{e}");
+    let msg = e["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("upstreams.canary.ca: ") && msg.contains("not a usable CA certificate"),
+        "{msg}"
+    );
+    // Still serving with the config it had.
+    let r = TestClient::new().get(app.proxy_addr, "/").await.unwrap();
+    assert_eq!(r.status, 200);
+    app.shutdown().await;
+}

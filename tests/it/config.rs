@@ -11,6 +11,10 @@ use canary_proxy::config::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-proxy");
 
+/// What `check` runs with: an admin token, as an operator must supply for an
+/// example whose admin API listens beyond loopback (none carries a default).
+const TEST_ADMIN_TOKEN: &str = "3b9f0c1e7a5d42c8b6e1f09a";
+
 /// Variables the examples read; unset so their `:-` defaults are what is checked.
 const EXAMPLE_VARS: &[&str] = &[
     "CANARY_ADMIN_TOKEN",
@@ -24,10 +28,18 @@ const EXAMPLE_VARS: &[&str] = &[
 ];
 
 fn check(path: &Path) -> Output {
+    check_with_token(path, Some(TEST_ADMIN_TOKEN))
+}
+
+/// `check` with CANARY_ADMIN_TOKEN set to `token`, or unset.
+fn check_with_token(path: &Path, token: Option<&str>) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(["check", "--config"]).arg(path);
     for v in EXAMPLE_VARS {
         cmd.env_remove(v);
+    }
+    if let Some(t) = token {
+        cmd.env("CANARY_ADMIN_TOKEN", t);
     }
     cmd.output().expect("run canary-proxy check")
 }
@@ -209,8 +221,9 @@ fn check_reports_syntax_errors_env_errors_and_missing_files() {
     assert_eq!(out.status.code(), Some(2));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0]
-        .starts_with("line 1, column 9: environment variable CANARY_TEST_UNSET_LISTEN is not set"));
+    assert!(lines[0].starts_with(
+        "listen: line 1, column 9: environment variable CANARY_TEST_UNSET_LISTEN is not set"
+    ));
     assert!(lines[1].contains("CANARY_TEST_UNSET_UP"));
 
     let out = check(&dir.path().join("absent.yaml"));
@@ -223,10 +236,19 @@ fn check_reports_syntax_errors_env_errors_and_missing_files() {
     assert!(stderr_lines(&out)[0].contains("`listen` and `upstreams` are required"));
 }
 
+/// A self-signed certificate and its key, as PEM files in `dir`.
+fn cert_pair(dir: &tempfile::TempDir, name: &str) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).expect("rcgen");
+    (
+        write(dir, &format!("{name}.pem"), &ck.cert.pem()),
+        write(dir, &format!("{name}.key"), &ck.key_pair.serialize_pem()),
+    )
+}
+
 #[test]
 fn check_requires_readable_tls_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = write(&dir, "server.pem", "-----BEGIN CERTIFICATE-----\n");
+    let (cert, key) = cert_pair(&dir, "server");
     let text = format!(
         "{MINIMAL}tls: {{ listen: 127.0.0.1:8443, cert: {}, key: {} }}\n",
         cert.display(),
@@ -238,7 +260,6 @@ fn check_requires_readable_tls_files() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("tls.key: cannot read"), "{lines:?}");
 
-    let key = write(&dir, "server.key", "-----BEGIN PRIVATE KEY-----\n");
     let text = format!(
         "{MINIMAL}tls: {{ listen: 127.0.0.1:8443, cert: {}, key: {} }}\n",
         cert.display(),
@@ -247,6 +268,329 @@ fn check_requires_readable_tls_files() {
     let out = check(&write(&dir, "tls-ok.yaml", &text));
     assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("+ tls 127.0.0.1:8443"));
+}
+
+/// `canary-proxy run`, killed if it is still running after 20 s.
+fn run_briefly(config: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn canary-proxy run");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("collect run output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `interval: 1ms, window: 277000h` passed `check`, then `run` aborted with
+/// "memory allocation of 31910400000000 bytes failed". Both now refuse it.
+#[test]
+fn analysis_window_slots_are_bounded_and_check_and_run_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        &dir,
+        "huge-window.yaml",
+        &format!("{MINIMAL}admin: {{ listen: 127.0.0.1:0 }}\nanalysis: {{ interval: 1ms, window: 277000h }}\n"),
+    );
+    let out = check(&f);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("analysis.window: window 277000h at interval 1ms needs 997200000000 slots, at most 100000"),
+        "{lines:?}"
+    );
+    let (code, stderr) = run_briefly(&f);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("analysis.window: window 277000h"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("memory allocation"), "{stderr}");
+
+    // The bound itself is accepted; one slot more is not.
+    let at = |analysis: &str| parse(&format!("{MINIMAL}analysis: {analysis}\n"));
+    at("{ interval: 1ms, window: 100s }").expect("100000 slots");
+    at("{ interval: 10us, window: 100s }").expect("sub-ms intervals run at 1 ms");
+    let errs = at("{ interval: 1ms, window: 100001ms }")
+        .expect_err("100001 slots")
+        .messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("analysis.window: "), "{errs:?}");
+    at("{ interval: 1ms }").expect("60000 slots with the default window");
+    // Steps and gates are bounded too, blamed on the key the step writes.
+    let errs = errors(&format!(
+        "{MINIMAL}analysis: {{ window: 10m }}\nrollout:\n  steps:\n    - set_weight: 5\n      analysis: {{ interval: 1ms }}\n    - analysis: {{ duration: 1m, window: 2000h, interval: 1s }}\n    - set_weight: 50\n      analysis: {{ window: 1000000s }}\n"
+    ));
+    assert_eq!(
+        errs.iter()
+            .map(|e| e.split(':').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        [
+            "rollout.steps[0].analysis.interval",
+            "rollout.steps[1].analysis.window",
+            "rollout.steps[2].analysis.window",
+        ],
+        "{errs:?}"
+    );
+}
+
+/// A webhook posting into the proxy's own admin API turns every event into a
+/// control-plane request (`/api/v1/reload` emits `reloaded`, which reloads...).
+#[test]
+fn webhook_to_the_own_admin_api_is_refused() {
+    let hook = |admin: &str, url: &str| {
+        format!("{MINIMAL}admin: {admin}\nnotify:\n  webhooks:\n    - url: http://alerts.example/hook\n    - url: {url}\n")
+    };
+    let token = "token: 9f1c2a7e5b3d48f6a0c1";
+    for (admin, url) in [
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://127.0.0.1:9901/api/v1/reload",
+        ),
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://localhost:9901/api/v1/reload",
+        ),
+        (
+            "{ listen: 127.0.0.1:9901 }",
+            "http://0.0.0.0:9901/api/v1/pause",
+        ),
+        ("{ listen: 127.0.0.1:80 }", "http://localhost/api/v1/reload"),
+        (
+            &format!("{{ listen: 0.0.0.0:9901, {token} }}"),
+            "http://127.0.0.1:9901/api/v1/reload",
+        ),
+        (
+            &format!("{{ listen: '[::]:9901', {token} }}"),
+            "http://[::1]:9901/api/v1/reload",
+        ),
+        (
+            &format!("{{ listen: 10.1.2.3:9901, {token} }}"),
+            "http://10.1.2.3:9901/",
+        ),
+    ] {
+        let errs = errors(&hook(admin, url));
+        assert_eq!(errs.len(), 1, "{admin} {url}: {errs:?}");
+        assert!(
+            errs[0].starts_with("notify.webhooks[1].url: points at this proxy's own admin API"),
+            "{admin} {url}: {errs:?}"
+        );
+    }
+    // Elsewhere is fine: another port, another host, the data-plane listener.
+    for url in [
+        "http://127.0.0.1:9902/hook",
+        "http://10.0.0.9:9901/hook",
+        "http://127.0.0.1:8080/hook",
+    ] {
+        parse(&hook("{ listen: 127.0.0.1:9901 }", url)).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+/// A 2.4 MB config with 100k endpoints made validation quadratic (~5e9
+/// comparisons in the duplicate check; `validate::tests` times that step
+/// alone). The whole `check`, YAML parsing included, stays bounded.
+#[test]
+fn check_takes_a_hundred_thousand_endpoints() {
+    let n = 100_000;
+    let mut text = String::from("listen: 127.0.0.1:8080\nupstreams:\n  canary: { endpoints: [http://127.0.0.1:9002] }\n  stable:\n    endpoints:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "      - http://10.{}.{}.{}:80\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    assert!(text.len() > 2_400_000, "{} bytes", text.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = std::time::Instant::now();
+    let out = check(&write(&dir, "pool.yaml", &text));
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    println!("check of {n} endpoints (debug build): {took:?}");
+    // Generous: YAML parsing of 2.4 MB in a debug build on a shared machine.
+    assert!(took < Duration::from_secs(30), "check took {took:?}");
+
+    // A duplicate at the very end still names its first occurrence.
+    text.push_str("      - http://10.0.0.7:80\n");
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        [format!(
+            "upstreams.stable.endpoints[{n}]: duplicate of upstreams.stable.endpoints[7]"
+        )]
+    );
+}
+
+/// A readable `upstreams.X.ca`, `tls.cert` or `tls.key` without usable PEM
+/// passed `check` and reload, then failed the start. Validation now loads
+/// them as the proxy does, so `check` and `run` give the same error.
+#[test]
+fn pem_files_must_hold_usable_certificates_and_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = cert_pair(&dir, "server");
+    let (_, other_key) = cert_pair(&dir, "other");
+    let fake_der = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+    let with_ca = |ca: &Path| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  stable: {{ endpoints: [http://127.0.0.1:9001] }}\n  canary: {{ endpoints: [https://127.0.0.1:9002], ca: {} }}\n",
+            ca.display()
+        )
+    };
+    let with_tls = |c: &Path, k: &Path| {
+        format!(
+            "{MINIMAL}tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}\n",
+            c.display(),
+            k.display()
+        )
+    };
+    let ca_cases = [
+        ("empty.pem", "", "no PEM certificate in the file"),
+        (
+            "garbage.pem",
+            "\u{0}\u{1}garbage",
+            "no PEM certificate in the file",
+        ),
+        (
+            "key-only.pem",
+            &std::fs::read_to_string(&key).expect("key"),
+            "no PEM certificate",
+        ),
+        ("fake.pem", fake_der, "is not a usable CA certificate"),
+        (
+            "torn.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n",
+            "not valid PEM",
+        ),
+    ];
+    for (name, body, says) in ca_cases {
+        let ca = write(&dir, name, body);
+        let errs = errors(&with_ca(&ca));
+        assert_eq!(errs.len(), 1, "{name}: {errs:?}");
+        assert!(
+            errs[0].starts_with("upstreams.canary.ca: "),
+            "{name}: {errs:?}"
+        );
+        assert!(errs[0].contains(says), "{name}: {errs:?}");
+    }
+    parse(&with_ca(&cert)).expect("a real certificate is a usable CA");
+
+    let junk = write(&dir, "junk.txt", "not pem at all\n");
+    for (c, k, path, says) in [
+        (&junk, &key, "tls.cert: ", "no PEM certificate"),
+        (&cert, &junk, "tls.key: ", "no PEM private key"),
+        (
+            &cert,
+            &other_key,
+            "tls.key: ",
+            "does not match the certificate in tls.cert",
+        ),
+    ] {
+        let errs = errors(&with_tls(c, k));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(path) && errs[0].contains(says),
+            "{errs:?}"
+        );
+    }
+
+    // The binary: `check` and `run` refuse the same file with the same line.
+    for (name, text, path) in [
+        (
+            "bad-ca.yaml",
+            with_ca(&write(&dir, "fake2.pem", fake_der)),
+            "upstreams.canary.ca: ",
+        ),
+        ("bad-key.yaml", with_tls(&cert, &other_key), "tls.key: "),
+    ] {
+        let f = write(&dir, name, &text);
+        let out = check(&f);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert!(lines[0].starts_with(path), "{name}: {lines:?}");
+        let (code, stderr) = run_briefly(&f);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(&lines[0]), "{name}: run said {stderr}");
+    }
+}
+
+/// `config/edge.yaml` put the admin API on 0.0.0.0 with the token defaulting
+/// to `change-me`, and `check` accepted it. No example listening beyond
+/// loopback carries a default token now, and `check` refuses placeholders and
+/// short tokens there.
+#[test]
+fn a_non_loopback_admin_api_needs_a_real_token() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for example in ["config/edge.yaml", "config/compose/canary-proxy.yaml"] {
+        let f = root.join(example);
+        let text = std::fs::read_to_string(&f).expect("example");
+        assert!(text.contains("listen: 0.0.0.0:9901"), "{example}");
+        assert!(
+            text.contains("token: \"${CANARY_ADMIN_TOKEN}\""),
+            "{example}"
+        );
+        assert!(
+            !text.contains("CANARY_ADMIN_TOKEN:-"),
+            "{example}: a default token"
+        );
+
+        let out = check_with_token(&f, None);
+        assert_eq!(out.status.code(), Some(2), "{example} without a token");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{example}: {lines:?}");
+        assert!(
+            lines[0].starts_with("admin.token: ")
+                && lines[0].contains("environment variable CANARY_ADMIN_TOKEN is not set"),
+            "{example}: {lines:?}"
+        );
+        for (token, says) in [
+            ("", "admin.token: required when admin.listen is not a loopback address"),
+            ("change-me", "admin.token: \"change-me\" is a well-known placeholder"),
+            ("changeme", "admin.token: \"changeme\" is a well-known placeholder"),
+            ("secret", "admin.token: \"secret\" is a well-known placeholder"),
+            ("token", "admin.token: \"token\" is a well-known placeholder"),
+            ("s3cr3t-Tok3n", "admin.token: too short for a non-loopback admin.listen (12 characters, at least 16)"),
+        ] {
+            let out = check_with_token(&f, Some(token));
+            assert_eq!(out.status.code(), Some(2), "{example} with {token:?}");
+            let lines = stderr_lines(&out);
+            assert_eq!(lines.len(), 1, "{example} with {token:?}: {lines:?}");
+            assert!(lines[0].starts_with(says), "{example} with {token:?}: {lines:?}");
+        }
+        let out = check_with_token(&f, Some(TEST_ADMIN_TOKEN));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{example}: {:?}",
+            stderr_lines(&out)
+        );
+    }
+    // On loopback a short token is the operator's choice.
+    parse(&format!(
+        "{MINIMAL}admin: {{ listen: 127.0.0.1:9901, token: s3cret }}\n"
+    ))
+    .expect("loopback");
+    for admin in ["'10.1.2.3:9901'", "'[::]:9901'"] {
+        let errs = errors(&format!(
+            "{MINIMAL}admin: {{ listen: {admin}, token: Change_Me }}\n"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("admin.token: \"Change_Me\" is a well-known placeholder"),
+            "{errs:?}"
+        );
+    }
 }
 
 // ---- the library ----
@@ -270,11 +614,11 @@ fn minimal_config_gets_every_default() {
 }
 
 #[test]
-fn environment_is_expanded_before_parsing() {
+fn environment_is_expanded_into_values() {
     let env = |k: &str| match k {
         "PORT" => Some("8088".to_string()),
         "WEIGHT" => Some("12.5".to_string()),
-        "TOKEN" => Some("s3cret".to_string()),
+        "TOKEN" => Some("a-long-random-admin-token".to_string()),
         "EMPTY" => Some(String::new()),
         _ => None,
     };
@@ -295,7 +639,7 @@ routing: { canary_weight: ${WEIGHT}, response_header: 'x-$${literal}' }
     );
     let c = config::parse(&text.replace("'x-$${literal}'", "x-version"), &env).expect("valid");
     assert_eq!(c.listen, "127.0.0.1:8088");
-    assert_eq!(c.admin.token, "s3cret");
+    assert_eq!(c.admin.token, "a-long-random-admin-token");
     assert_eq!(c.routing.canary_weight, 12.5);
     assert_eq!(c.upstreams.stable.version.as_deref(), Some("v1"));
     assert_eq!(c.upstreams.canary.version.as_deref(), Some("v2"));
@@ -304,8 +648,74 @@ routing: { canary_weight: ${WEIGHT}, response_header: 'x-$${literal}' }
         .expect_err("unset")
         .messages();
     assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(errs[0].contains("environment variable A is not set"));
-    assert!(errs[1].starts_with("line 3, column 4: environment variable C"));
+    assert!(errs[0].starts_with("listen: line 1, column 9: environment variable A is not set"));
+    assert!(errs[1].starts_with("x: line 3, column 4: environment variable C"));
+
+    // Unquoted references are typed as YAML types the result: numbers stay numbers.
+    let weight = |w: Option<&str>| {
+        let text = format!("{MINIMAL}routing: {{ canary_weight: ${{W:-5}} }}\n");
+        let env = |k: &str| (k == "W").then(|| w.unwrap_or_default().to_string());
+        config::parse(&text, &env).map(|c| c.routing.canary_weight)
+    };
+    assert_eq!(weight(None).expect("default"), 5.0);
+    assert_eq!(weight(Some("")).expect("empty: default"), 5.0);
+    assert_eq!(weight(Some("12.5")).expect("set"), 12.5);
+    let errs = weight(Some("lots")).expect_err("not a number").messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("routing.canary_weight: invalid type: string \"lots\""));
+}
+
+/// A variable holding a line break (and a quote to close the scalar it sits
+/// in) used to add keys to the file: `routing.canary_weight: 100` here.
+#[test]
+fn environment_values_cannot_add_keys() {
+    let base = "
+listen: 127.0.0.1:8080
+upstreams:
+  stable: { endpoints: [\"http://127.0.0.1:9001\"] }
+  canary:
+    endpoints: [\"http://127.0.0.1:9002\"]
+    version: REF
+";
+    for (reference, value) in [
+        ("${V}", "v2\nrouting: { canary_weight: 100 }"),
+        ("\"${V}\"", "v2\"\nrouting: { canary_weight: 100 } #"),
+        ("'${V}'", "v2'\nrouting: { canary_weight: 100 } #"),
+        ("[${V}]", "v2]\nrouting: { canary_weight: 100 } #"),
+    ] {
+        let text = base.replace("REF", reference);
+        let env = |k: &str| (k == "V").then(|| value.to_string());
+        let what = format!("version: {reference} with V={value:?}");
+        match config::parse(&text, &env) {
+            Ok(c) => {
+                assert_eq!(c.routing.canary_weight, 0.0, "{what}");
+                assert_eq!(c.upstreams.canary.version.as_deref(), Some(value), "{what}");
+            }
+            // `[${V}]` is a list where a string belongs: refused at that field.
+            Err(e) => {
+                let errs = e.messages();
+                assert_eq!(errs.len(), 1, "{what}: {errs:?}");
+                assert!(
+                    errs[0].starts_with("upstreams.canary.version: "),
+                    "{what}: {errs:?}"
+                );
+                assert!(reference.starts_with('['), "{what}: {errs:?}");
+            }
+        }
+    }
+
+    // A webhook URL cannot bring a second webhook along.
+    let text = format!("{MINIMAL}notify:\n  webhooks:\n    - url: ${{HOOK}}\n");
+    let hook = "http://hooks.example/a\n    - url: http://attacker.example/";
+    let env = |k: &str| (k == "HOOK").then(|| hook.to_string());
+    let errs = config::parse(&text, &env)
+        .expect_err("a URL with a line break")
+        .messages();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("notify.webhooks[0].url: invalid URL"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -615,7 +1025,7 @@ fn semantic_rules() {
     // The good side of a few of those rules.
     for extra in [
         "state_file: /tmp/s.json\n",
-        "admin: { listen: '0.0.0.0:9901', token: t }\n",
+        "admin: { listen: '0.0.0.0:9901', token: 9f1c2a7e5b3d48f6 }\n",
         "analysis: { error_statuses: [5xx, 429, \"503\"] }\n",
         "routing: { canary_weight: 33.33, sticky: { header: X-User-Id } }\n",
         "notify: { webhooks: [{ url: 'https://hooks.example/x/y?z=1', events: [aborted, promoted] }] }\n",
@@ -814,8 +1224,7 @@ notify:
 #[test]
 fn the_spec_example_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = write(&dir, "server.pem", "cert");
-    let key = write(&dir, "server.key", "key");
+    let (cert, key) = cert_pair(&dir, "server");
     let text = FULL_EXAMPLE
         .replace("certs/server.pem", &cert.display().to_string())
         .replace("certs/server.key", &key.display().to_string());

@@ -7,7 +7,8 @@ use std::path::Path;
 
 /// Lowest first; modules on one line are peers and must not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["config", "certs"],
+    &["certs"],
+    &["config"],
     &["telemetry"],
     &["judge", "routing"],
     &["upstream"],

@@ -805,15 +805,23 @@ async fn mismatched_certificate_and_key_fail_start() {
     let err =
         canary_proxy::certs::load_certified_key(&dir.path().join("nope.pem"), &key).unwrap_err();
     assert!(err.to_string().starts_with("tls.cert:"), "{err}");
-    let cfg = canary_proxy::config::parse(
-        &format!(
+    let text = |key: &std::path::Path| {
+        format!(
             "listen: 127.0.0.1:0\ntls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}\nupstreams: {{ stable: {{ endpoints: [\"http://127.0.0.1:1\"] }}, canary: {{ endpoints: [\"http://127.0.0.1:1\"] }} }}\n",
             cert.display(),
             key.display()
-        ),
-        &|_| None,
-    )
-    .unwrap();
+        )
+    };
+    // Config validation loads the pair as the start does: refused there first.
+    let err = canary_proxy::config::parse(&text(&key), &|_| None).unwrap_err();
+    assert!(err.to_string().starts_with("tls.key:"), "{err}");
+    // A start given an unchecked config refuses it too.
+    let own_key = dir.path().join("own.pem");
+    std::fs::write(&own_key, a.key_pair.serialize_pem()).unwrap();
+    let mut cfg = canary_proxy::config::parse(&text(&own_key), &|_| None).unwrap();
+    if let Some(t) = cfg.tls.as_mut() {
+        t.key = key.clone();
+    }
     let err = canary_proxy::app::App::start(cfg, None)
         .await
         .err()
@@ -1178,5 +1186,56 @@ async fn certificate_reload_is_seen_by_the_next_handshake() {
         .connect("two.test".try_into().unwrap(), tcp)
         .await
         .expect("handshake with the reloaded certificate");
+    app.shutdown().await;
+}
+
+/// A client's `Forwarded` and `X-Real-IP` used to reach the upstream as sent,
+/// so an upstream trusting either took the client's word for its address. The
+/// upstream echoes the headers it received: none of the client's values.
+#[tokio::test]
+async fn client_forwarded_and_real_ip_never_reach_the_upstream() {
+    let echo_headers = |req: Request<Incoming>| async move {
+        let mut lines = String::new();
+        for (k, v) in req.headers() {
+            lines.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+        }
+        resp::text(200, lines)
+    };
+    let stable = TestServer::named("stable")
+        .fallback(echo_headers)
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
+    for client in [TestClient::new(), TestClient::h2c()] {
+        let r = client
+            .get_with(
+                app.proxy_addr,
+                "/who",
+                &[
+                    ("forwarded", "for=203.0.113.7;proto=https;by=203.0.113.9"),
+                    ("x-real-ip", "203.0.113.7"),
+                    ("x-forwarded-for", "198.51.100.1"),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let seen = r.text();
+        let got: Vec<&str> = seen.lines().collect();
+        assert!(
+            !seen.contains("203.0.113"),
+            "client values forwarded:\n{seen}"
+        );
+        assert!(!got.iter().any(|l| l.starts_with("forwarded:")), "{seen}");
+        assert!(got.contains(&"x-real-ip: 127.0.0.1"), "{seen}");
+        // X-Forwarded-For keeps its append semantics: the chain, then the peer.
+        assert!(
+            got.contains(&"x-forwarded-for: 198.51.100.1, 127.0.0.1"),
+            "{seen}"
+        );
+        let h = stable.last().unwrap().headers;
+        assert_eq!(h.get_all("x-real-ip").iter().count(), 1);
+    }
     app.shutdown().await;
 }
