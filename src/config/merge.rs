@@ -1,4 +1,4 @@
-//! Deep merge of a step's `analysis` override over the global block (SPEC §6.4).
+//! Deep merge of a step's `analysis` override over the global block.
 use super::{Analysis, AnalysisPatch};
 
 impl Analysis {

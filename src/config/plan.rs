@@ -34,7 +34,7 @@ impl Step {
 }
 
 impl AnalysisPatch {
-    /// A gate's give-up time: `timeout`, or 5 × `duration` (SPEC §6.4).
+    /// A gate's give-up time: `timeout`, or 5 × `duration`.
     pub fn gate_timeout(&self) -> Option<Duration> {
         self.timeout
             .map(|t| t.get())

@@ -1,4 +1,4 @@
-//! The config file's shape (SPEC §2). Every struct denies unknown keys so a typo
+//! The config file's shape. Every struct denies unknown keys so a typo
 //! is an error, and every field but `listen` and `upstreams` has a default.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -137,7 +137,7 @@ pub struct Override {
     pub cookie: Option<String>,
 }
 
-/// The always-on guard's settings (SPEC §6). Limits are `Option`: `null`
+/// The always-on guard's settings. Limits are `Option`: `null`
 /// disables a limit; a missing key keeps its default.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
