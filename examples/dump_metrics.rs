@@ -76,15 +76,10 @@ fn main() -> std::process::ExitCode {
         error: false,
     });
     // the second stable endpoint is down
-    let endpoints =
-        snap.backends
-            .iter()
-            .flat_map(|b| {
-                b.endpoints.endpoints.iter().enumerate().map(move |(i, e)| {
-                    (b.role, e.label.clone(), !(b.role == Role::Stable && i == 1))
-                })
-            })
-            .collect();
+    if let Some(e) = snap.backend(Role::Stable).endpoints.endpoints.get(1) {
+        e.healthy.store(false, Relaxed);
+    }
+    let endpoints = snap.endpoint_health();
     registry.gauges.weight_bp.store(2500, Relaxed);
     registry.gauges.phase.store(0, Relaxed);
     registry.gauges.aborts.store(1, Relaxed);

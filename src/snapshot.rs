@@ -10,6 +10,7 @@
 use crate::certs::{self, CaError, TlsError};
 use crate::config::{self, Config, HealthCheck};
 use crate::routing::{RoutingRules, StickyKey};
+use crate::telemetry::export::EndpointHealth;
 use crate::telemetry::{Registry, VersionStats};
 use crate::upstream::client::{ClientSettings, VersionClient};
 use crate::upstream::endpoints::{Endpoint, EndpointSet};
@@ -143,6 +144,19 @@ impl Snapshot {
             settings: Arc::new(settings),
             ..self.clone_parts()
         }
+    }
+
+    /// Every endpoint's health now, as `/metrics` exports it.
+    pub fn endpoint_health(&self) -> Vec<EndpointHealth> {
+        self.backends
+            .iter()
+            .flat_map(|b| {
+                b.endpoints
+                    .endpoints
+                    .iter()
+                    .map(move |e| (b.role, e.label.clone(), e.is_healthy()))
+            })
+            .collect()
     }
 
     fn clone_parts(&self) -> Snapshot {

@@ -413,17 +413,7 @@ fn apm_metrics(state: &AdminState, query: &str) -> Resp {
 
 /// `GET /metrics`: the registry's families plus each endpoint's health.
 fn metrics(state: &AdminState) -> Resp {
-    let snap = state.live.load();
-    let endpoints = snap
-        .backends
-        .iter()
-        .flat_map(|b| {
-            b.endpoints
-                .endpoints
-                .iter()
-                .map(move |e| (b.role, e.label.clone(), e.is_healthy()))
-        })
-        .collect();
+    let endpoints = state.live.load().endpoint_health();
     respond(
         200,
         export::CONTENT_TYPE,

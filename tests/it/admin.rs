@@ -16,16 +16,9 @@ fn essence(s: &Value) -> (Value, Value, Value, Value, Value) {
     )
 }
 
-async fn pair() -> (Upstream, Upstream) {
-    (
-        TestServer::named("stable").start().await,
-        TestServer::named("canary").start().await,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_mode_transitions() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 10 }\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -105,7 +98,7 @@ async fn manual_mode_transitions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_transitions() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml(
             "rollout:\n  steps:\n    - set_weight: 10\n    - pause: {}\n    - set_weight: 40\n    - pause: {}\n    - set_weight: 70\n    - pause: 1h\n    - set_weight: 100\n",
@@ -215,7 +208,7 @@ async fn plan_transitions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_after_a_completed_plan_is_guarded_manual_mode() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("rollout:\n  steps:\n    - set_weight: 100\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -255,7 +248,7 @@ async fn weight_after_a_completed_plan_is_guarded_manual_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_is_required_on_every_change() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 10 }\n").replace(
             "admin: { listen: 127.0.0.1:0 }",
@@ -298,7 +291,7 @@ async fn token_is_required_on_every_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_changes_nothing() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 10 }\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -354,7 +347,7 @@ async fn bad_input_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_endpoints_have_their_shapes() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 50 }\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -525,7 +518,7 @@ async fn readyz_follows_stable_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_valid_files_and_rejects_the_rest() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let text = |weight: &str, version: &str, extra: &str| {
@@ -592,7 +585,7 @@ async fn reload_applies_valid_files_and_rejects_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_refuses_new_steps_for_a_running_plan() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let text = |steps: &str| {
@@ -652,7 +645,7 @@ fn assert_caller_terms(what: &str, msg: &str) {
 /// and what was wrong, in the caller's terms; nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_errors_say_what_to_send_and_change_nothing() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 10 }\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -718,7 +711,7 @@ async fn weight_errors_say_what_to_send_and_change_nothing() {
 /// of `/v1/metrics`): a 400 naming the parameter and the values it takes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_errors_say_what_to_send_and_change_nothing() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("rollout:\n  steps:\n    - set_weight: 10\n    - pause: {}\n    - set_weight: 100\n"),
         &[("stable", &stable), ("canary", &canary)],
@@ -790,7 +783,7 @@ async fn query_errors_say_what_to_send_and_change_nothing() {
 /// version, an idle canary under a new label at weight 0 gets no traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_full_promotion_the_canary_becomes_stable() {
-    let (v1, v2) = pair().await;
+    let (v1, v2) = stable_canary().await;
     let v3 = TestServer::named("next").start().await;
     let dir = tempfile::tempdir().unwrap();
     let (path, state) = (dir.path().join("c.yaml"), dir.path().join("state.json"));
@@ -889,7 +882,7 @@ async fn after_full_promotion_the_canary_becomes_stable() {
 /// `check`) and fail only at the next start: reload refuses it now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_refuses_a_ca_file_without_a_usable_certificate() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let ca = dir.path().join("ca.pem");

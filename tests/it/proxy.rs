@@ -17,16 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-async fn pair() -> (Upstream, Upstream) {
-    (
-        TestServer::named("stable").start().await,
-        TestServer::named("canary").start().await,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_split_is_accurate() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing: { canary_weight: 20 }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -55,7 +48,7 @@ async fn weighted_split_is_accurate() {
 
 #[tokio::test]
 async fn sticky_clients_stay_on_canary_when_the_weight_rises() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing:\n  canary_weight: 10\n  sticky: { cookie: canary_id }\n  response_header: x-canary-version"),
         &[("stable", &stable), ("canary", &canary)],
@@ -101,7 +94,7 @@ async fn sticky_clients_stay_on_canary_when_the_weight_rises() {
 
 #[tokio::test]
 async fn overrides_take_precedence_and_are_not_evidence() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("routing:\n  canary_weight: 0\n  sticky: { cookie: canary_id }\n  override: { header: x-canary, header_value: beta, cookie: canary }\n  response_header: x-canary-version"),
         &[("stable", &stable), ("canary", &canary)],
@@ -143,7 +136,7 @@ async fn overrides_take_precedence_and_are_not_evidence() {
 
 #[tokio::test]
 async fn upstream_sees_rewritten_headers() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let c = TestClient::new();
     let r = c
@@ -716,7 +709,7 @@ async fn health_checks_evict_and_restore_an_endpoint() {
 
 #[tokio::test]
 async fn h2c_prior_knowledge() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let r = TestClient::h2c().get(app.proxy_addr, "/x").await.unwrap();
     assert_eq!(
@@ -737,7 +730,7 @@ async fn tls_listener_serves_h1_and_h2_by_alpn() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let tls = format!(
         "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
         dir.path().join("cert.pem").display(),
@@ -919,7 +912,7 @@ async fn raw(addr: std::net::SocketAddr, req: &[u8]) -> String {
 
 #[tokio::test]
 async fn huge_headers_get_431_and_ambiguous_framing_is_refused() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("limits: { max_header_bytes: 16384 }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -964,7 +957,7 @@ async fn huge_headers_get_431_and_ambiguous_framing_is_refused() {
 
 #[tokio::test]
 async fn slow_headers_are_cut_off_but_idle_keep_alive_is_not() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("timeouts: { header_read: 300ms, idle: 5s }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -1017,7 +1010,7 @@ async fn slow_headers_are_cut_off_but_idle_keep_alive_is_not() {
 
 #[tokio::test]
 async fn max_connections_stops_accepting_at_the_limit() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("limits: { max_connections: 1 }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -1115,7 +1108,7 @@ fn run_exit_codes() {
 
 #[tokio::test]
 async fn a_weight_change_applies_to_the_next_request_on_the_same_connection() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
     let ask = async |s: &mut TcpStream| {
@@ -1150,7 +1143,7 @@ async fn certificate_reload_is_seen_by_the_next_handshake() {
     };
     let (_, c1, k1) = write("one.test");
     let (ck2, c2, k2) = write("two.test");
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let tls = |c: &std::path::Path, k: &std::path::Path| {
         format!(
             "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",

@@ -21,13 +21,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-async fn pair() -> (Upstream, Upstream) {
-    (
-        TestServer::named("stable").start().await,
-        TestServer::named("canary").start().await,
-    )
-}
-
 /// Closed-loop load that counts every outcome (support's `Load` does not count).
 struct Counted {
     stop: Arc<AtomicBool>,
@@ -120,7 +113,7 @@ async fn raw(addr: SocketAddr, req: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_4xx_and_never_disturb_other_clients() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("limits: { max_header_bytes: 8192 }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -323,7 +316,7 @@ const PAUSE: Duration = Duration::from_millis(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_weight_changes_under_load_lose_nothing() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
     let load = Counted::start(app.proxy_addr, WORKERS, PAUSE);
     flowing(&load, 50).await;
@@ -362,7 +355,7 @@ fn file_text(stable: &Upstream, canary: &Upstream, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_reloads_and_an_invalid_one_under_load_lose_nothing() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let app = start_from_file(&file_text(&stable, &canary, 0), &path).await;
@@ -457,7 +450,7 @@ async fn graceful_shutdown_under_load_finishes_every_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_state_or_leftover_temp_file_never_breaks_the_start() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let text = format!(
@@ -698,7 +691,7 @@ async fn tls_listener_refuses_tls_1_1() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let tls = format!(
         "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
         dir.path().join("cert.pem").display(),
@@ -760,7 +753,7 @@ fn admin_listener_defaults_to_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_oversized_headers_are_refused_and_the_connection_lives_on() {
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let app = start_proxy(
         &yaml("limits: { max_header_bytes: 8192 }"),
         &[("stable", &stable), ("canary", &canary)],
@@ -789,7 +782,7 @@ async fn a_silent_tls_client_is_dropped_after_header_read() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let (stable, canary) = pair().await;
+    let (stable, canary) = stable_canary().await;
     let tls = format!(
         "timeouts: {{ header_read: 300ms }}\ntls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
         dir.path().join("cert.pem").display(),

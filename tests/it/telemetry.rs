@@ -387,18 +387,11 @@ fn exported_text_has_spec_families_and_parses() {
             error: false,
         });
     }
-    let endpoints = snap
-        .backends
-        .iter()
-        .flat_map(|b| {
-            b.endpoints
-                .endpoints
-                .iter()
-                .enumerate()
-                // the second stable endpoint is down
-                .map(move |(i, e)| (b.role, e.label.clone(), !(b.role == Role::Stable && i == 1)))
-        })
-        .collect();
+    // the second stable endpoint is down
+    snap.backend(Role::Stable).endpoints.endpoints[1]
+        .healthy
+        .store(false, Relaxed);
+    let endpoints = snap.endpoint_health();
     registry.gauges.weight_bp.store(2550, Relaxed);
     registry.gauges.phase.store(3, Relaxed);
     registry.gauges.aborts.store(2, Relaxed);
