@@ -2,8 +2,13 @@
 //! and a `canary` version, records every outcome in its hot path, and rolls the
 //! canary back by itself when the live evidence says it is worse.
 //!
-//! Flow (one direction): config → snapshot (ArcSwap) → request path → telemetry
-//! → judge → controller → new snapshot. The controller is the only writer.
+//! Data goes round one loop with a single writer: the controller builds a
+//! snapshot from the config and its rollout state and publishes it (one
+//! `ArcSwap`); requests read it and record outcomes in telemetry (atomics);
+//! the controller reads telemetry each tick, asks the judge, and publishes the
+//! next snapshot. Imports go one way, lowest first: certs, config, telemetry,
+//! judge and routing, upstream, snapshot, proxy, controller, admin, app, then
+//! demo and simulate (checked by `tests/it/layers.rs`).
 
 pub mod admin;
 pub mod app;
