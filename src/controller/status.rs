@@ -104,5 +104,10 @@ pub fn analysis_json(p: &Parts) -> Value {
         p.verdict.map(|v| v.result),
         p.abort,
     );
-    serde_json::to_value(a).unwrap_or(Value::Null)
+    let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+    // `weight` above is the Argo web provider's safety score; this is the live weight.
+    if let Value::Object(m) = &mut v {
+        m.insert("canary_weight".into(), json!(p.canary_weight));
+    }
+    v
 }

@@ -439,6 +439,11 @@ async fn read_only_endpoints_have_their_shapes() {
     let w = a["weight"].as_f64().unwrap();
     assert!((5.0..=100.0).contains(&w), "{a}");
     assert_eq!(a["status"], "proceed");
+    assert_eq!(
+        a["canary_weight"],
+        status(&app).await["canary_weight"],
+        "{a}"
+    );
     for k in ["errorRate", "p99LatencyMs", "errorDelta", "latencyDelta"] {
         assert!(a[k].is_number(), "{k}: {a}");
     }
@@ -446,8 +451,12 @@ async fn read_only_endpoints_have_their_shapes() {
     assert_eq!(status(&app).await["guard"]["reason"], "aborted");
     let (_, a) = admin(&app, "GET", "/api/v1/analysis", None, None).await;
     assert_eq!(
-        (a["weight"].as_f64(), a["status"].as_str()),
-        (Some(0.0), Some("abort"))
+        (
+            a["weight"].as_f64(),
+            a["status"].as_str(),
+            a["canary_weight"].as_f64()
+        ),
+        (Some(0.0), Some("abort"), Some(0.0))
     );
 
     let r = c.get(app.admin_addr, "/healthz").await.unwrap();
