@@ -125,6 +125,8 @@ pub fn status_json(p: &Parts) -> Value {
         "guard": {
             "running": p.guard_off.is_none(),
             "reason": p.guard_off.map(GuardOff::reason),
+        },
+        "analysis": {
             "window_ms": ms(p.analysis.window.get()),
             "interval_ms": ms(p.analysis.interval.get()),
             "min_requests": p.analysis.min_requests,
