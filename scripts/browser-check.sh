@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Loads the proxy's status page in headless Chromium while `canary-proxy demo
-# --keep-running` holds after its abort; asserts the page shows the abort
-# (phase Degraded, the abort message) and saves a screenshot under
-# target/browser-check/. Bounded; cleans up everything it started.
+# --keep-running` holds after its abort (the page is opened only then); asserts
+# the page shows the abort (phase Degraded, the abort message and the span of
+# its figures, the verdict's reasons), charts drawn from the server's history
+# with the points from before the abort (the 20% and 50% steps), and buttons
+# that would be refused disabled with their reasons (retry enabled). Saves a
+# screenshot under target/browser-check/. Bounded; cleans up everything it
+# started. Installs Debian's chromium when no Chromium is found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/browser-check
@@ -36,12 +40,25 @@ trap cleanup EXIT
 timeout 150 target/debug/canary-proxy demo --keep-running >"$log" 2>&1 &
 demo_pid=$!
 
+for _ in $(seq 100); do grep -q 'status page' "$log" && break; sleep 0.1; done
+url=$(grep -o 'status page *http://[0-9.:]*/' "$log" | head -1 | grep -o 'http://.*' || true)
+
+chrome_flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+  --disable-background-networking --disable-component-update --disable-sync
+  --user-data-dir="$profile" --virtual-time-budget=4000)
+
+# During the story, while the plan waits at 20% (a 6 s pause) or at 50%
+# (pause until promote): the page says what it waits for.
+early=""
+if [ -n "$url" ]; then
+  timeout 30 "$chrome" "${chrome_flags[@]}" --window-size=1400,1000 --virtual-time-budget=1500 \
+    --dump-dom "$url" >"$out/status-early.html" 2>/dev/null && early=$out/status-early.html
+fi
+
 # A live screenshot over the whole story needs real time (--screenshot only
 # gives virtual time): with node >= 20, drive Chromium over the DevTools
 # protocol and capture after LIVE_WAIT ms. Optional; the DOM checks below are not.
 live_pid=""; chrome_pid=""
-for _ in $(seq 100); do grep -q 'status page' "$log" && break; sleep 0.1; done
-url=$(grep -o 'status page *http://[0-9.:]*/' "$log" | head -1 | grep -o 'http://.*' || true)
 if [ -n "$url" ] && command -v node >/dev/null 2>&1 && node --experimental-websocket -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
   cat >"$profile.cdp.js" <<'JS'
 const [port, url, wait, out] = process.argv.slice(2);
@@ -82,11 +99,9 @@ grep '^summary:' "$log" || { echo "no summary within 90 s:"; tail -20 "$log"; ex
 url=$(grep -o 'status page *http://[0-9.:]*/' "$log" | head -1 | grep -o 'http://.*')
 echo "status page: $url"
 
-chrome_flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
-  --disable-background-networking --disable-component-update --disable-sync
-  --user-data-dir="$profile" --window-size=1400,1000 --virtual-time-budget=4000)
-timeout 60 "$chrome" "${chrome_flags[@]}" --dump-dom "$url" >"$out/status.html" 2>/dev/null
-timeout 60 "$chrome" "${chrome_flags[@]}" --screenshot="$out/status.png" "$url" >/dev/null 2>&1
+timeout 60 "$chrome" "${chrome_flags[@]}" --window-size=1400,1000 --dump-dom "$url" >"$out/status.html" 2>/dev/null
+# Tall enough for the whole page (verdict and events included).
+timeout 60 "$chrome" "${chrome_flags[@]}" --window-size=1400,1400 --screenshot="$out/status.png" "$url" >/dev/null 2>&1
 
 if [ -n "$live_pid" ]; then
   if wait "$live_pid"; then echo "live screenshot: $out/status-live.png"; else echo "live screenshot failed (optional)"; fi
@@ -100,5 +115,36 @@ check "abort banner with the message"  'class="banner on"[^>]*>RolloutAborted'
 check "canary weight 0%"               'id="weight">0%<'
 check "abort event listed"             'k-aborted'
 check "verdict table filled"           'class="res Failed"'
+check "verdict rows say why"           'class="reason[^"]*">over the limit with confidence'
+check "verdict figures name their span" 'since the last reset'
+check "banner says which span"         'class="note">The canary figures in this message are over'
+# Opened after the abort, the charts still show what led up to it (server history).
+check "weight chart: 20% and 50% steps, then 0" 'id="c-w"[^>]*data-levels="[^"]*20,50,0'
+check "weight chart marks the abort"   'id="c-w"[^>]*data-aborts="[0-9]'
+pts=$(grep -o 'id="c-rps"[^>]*data-points="[0-9]*"' "$out/status.html" | grep -o 'data-points="[0-9]*"' | grep -o '[0-9]*' || echo 0)
+if [ "${pts:-0}" -ge 20 ]; then echo "  ok    requests chart has $pts points"; else echo "  FAIL  requests chart has ${pts:-0} points (want >= 20)"; fail=1; fi
+# Buttons that would answer 409 are disabled and say why; retry is the way out.
+check "promote disabled with its reason" 'data-act="promote" disabled="" title="Not now: the canary is aborted: retry first"'
+check "resume disabled with its reason"  'data-act="resume" disabled="" title="Not now: the canary is aborted: retry first"'
+check "set weight disabled with its reason" 'data-act="weight" disabled="" title="Not now: the canary is aborted: retry first"'
+if grep -o '<button data-act="retry"[^>]*>' "$out/status.html" | grep -q disabled; then
+  echo "  FAIL  retry enabled after the abort"; fail=1
+else
+  echo "  ok    retry enabled after the abort"
+fi
+check "abort stays enabled"            '<button data-act="abort" class="danger" title="weight 0'
+# The early page, when Chromium came up during a pause: a countdown that fits the 6 s pause,
+# or the hold at 50% waiting for promote.
+rem=""
+[ -n "$early" ] && rem=$(sed -n 's/.*id="countdown" data-remaining-ms="\([0-9][0-9]*\)".*/\1/p' "$early" | head -1)
+if [ -n "$rem" ]; then
+  if grep -q 'pause 6 s: next step in' "$early" && [ "$rem" -le 6000 ]; then
+    echo "  ok    timed pause counts down (${rem} ms left)"
+  else echo "  FAIL  timed pause countdown: ${rem} ms"; fail=1; fi
+elif [ -n "$early" ] && grep -q 'waiting for <b>promote</b>' "$early"; then
+  echo "  ok    the hold at 50% says it waits for promote"
+else
+  echo "  skip  the page was not loaded during one of the plan's pauses"
+fi
 [ -s "$out/status.png" ] && echo "  ok    screenshot $out/status.png" || { echo "  FAIL  no screenshot"; fail=1; }
 exit "$fail"

@@ -225,6 +225,20 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What a reload changed, from its reply's `changes` (not the whole status).
+#[cfg(unix)]
+fn reload_summary(reply: &serde_json::Value) -> String {
+    let changes: Vec<&str> = reply["changes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    if changes.is_empty() {
+        "nothing changed".into()
+    } else {
+        changes.join("; ")
+    }
+}
+
 #[cfg(unix)]
 struct Signals {
     term: tokio::signal::unix::Signal,
@@ -250,7 +264,7 @@ impl Signals {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => match controller.call(Command::Reload).await {
-                    Ok(v) => tracing::info!(result = %v, "config reloaded (SIGHUP)"),
+                    Ok(v) => tracing::info!("config reloaded (SIGHUP): {}", reload_summary(&v)),
                     Err(e) => tracing::error!(error = %e, "config reload rejected (SIGHUP)"),
                 },
             }

@@ -1,6 +1,6 @@
 //! Routing of admin requests to handlers, and the JSON error shape.
 use super::{auth, origin, AdminState, BODY_READ_TIMEOUT, MAX_BODY};
-use crate::controller::{CallError, Command, Rejection};
+use crate::controller::{history, CallError, Command, Rejection};
 use crate::telemetry::{apm, export};
 use crate::Role;
 use bytes::Bytes;
@@ -68,6 +68,7 @@ enum Action {
     Page,
     Status,
     Events,
+    History,
     Analysis,
     Apm,
     Weight,
@@ -90,6 +91,7 @@ const ROUTES: &[(&str, &[Method], Action)] = &[
     ("/", READ, Action::Page),
     ("/api/v1/status", READ, Action::Status),
     ("/api/v1/events", READ, Action::Events),
+    ("/api/v1/history", READ, Action::History),
     ("/api/v1/analysis", READ, Action::Analysis),
     ("/v1/metrics", READ, Action::Apm),
     ("/api/v1/weight", &[Method::PUT], Action::Weight),
@@ -224,6 +226,17 @@ async fn act(state: &AdminState, action: Action, query: &str, body: &Bytes) -> R
             200,
             &serde_json::to_value(&*ctl.view().events).unwrap_or(json!([])),
         ),
+        Action::History => match parse_since(query) {
+            Ok(after) => json_resp(
+                200,
+                &json!({
+                    "resolution_ms": history::RESOLUTION.as_millis() as u64,
+                    "capacity": history::CAPACITY,
+                    "points": ctl.history(after),
+                }),
+            ),
+            Err(msg) => error(400, msg),
+        },
         Action::Analysis => json_resp(200, &ctl.view().analysis),
         Action::Apm => apm_metrics(state, query),
         Action::Weight => match parse_weight(body) {
@@ -320,6 +333,17 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .split('&')
         .filter(|s| !s.is_empty())
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+}
+
+/// `?since=` of `GET /api/v1/history`: a unix time in ms (the `t` of the last
+/// point the caller has); absent → every point. Anything else is the 400 message.
+pub fn parse_since(query: &str) -> Result<Option<u64>, String> {
+    match query_pairs(query).find(|(k, _)| *k == "since") {
+        None | Some((_, "")) => Ok(None),
+        Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {
+            format!("since={v}: expected a unix time in milliseconds, e.g. since=1732262412000 (the t of the last point you have)")
+        }),
+    }
 }
 
 /// `?full=` of `POST /api/v1/promote`: absent, `false`, `0` → false; `true`, `1`,
@@ -565,6 +589,24 @@ mod tests {
         assert_eq!(call_status(&CallError::Config("x".into())), 400);
         assert_eq!(call_status(&CallError::NoConfigFile), 400);
         assert_eq!(call_status(&CallError::Stopped), 503);
+    }
+
+    #[test]
+    fn since_param() {
+        assert_eq!(parse_since(""), Ok(None));
+        assert_eq!(parse_since("since="), Ok(None));
+        assert_eq!(
+            parse_since("since=1732262412000"),
+            Ok(Some(1_732_262_412_000))
+        );
+        let msg = parse_since("since=-5").unwrap_err();
+        assert!(
+            msg.starts_with("since=-5: expected a unix time in milliseconds"),
+            "{msg}"
+        );
+        for word in INTERNALS {
+            assert!(!msg.contains(word), "{msg:?} contains {word:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! decides ([`Ctl::carry_out`]): new snapshot and gauges, state file, events,
 //! webhooks, the published view.
 pub mod events;
+pub mod history;
 pub mod machine;
 pub mod plan;
 mod reload;
@@ -20,6 +21,7 @@ use crate::telemetry::{Reading, Registry};
 use crate::Role;
 use arc_swap::ArcSwap;
 use events::Events;
+use history::{History, Sample};
 use machine::{Effects, Input, Machine, Notice, Observation, Settings, Unfit};
 use serde_json::{json, Value};
 use status::StatusView;
@@ -65,11 +67,16 @@ type Request = (Command, oneshot::Sender<Result<Value, CallError>>);
 /// the mutex is shared only with `/v1/metrics` reads (never the request path).
 pub type SharedWindows = Arc<Mutex<[Windows; 2]>>;
 
+/// The per-second history; written once a second by the controller, read by
+/// `GET /api/v1/history` (never the request path).
+type SharedHistory = Arc<Mutex<History>>;
+
 #[derive(Clone)]
 pub struct ControllerHandle {
     tx: mpsc::Sender<Request>,
     view: Arc<ArcSwap<StatusView>>,
     windows: SharedWindows,
+    history: SharedHistory,
 }
 
 impl ControllerHandle {
@@ -91,6 +98,15 @@ impl ControllerHandle {
     pub fn span(&self, role: Role, d: Duration) -> Option<(Reading, Duration)> {
         lock(&self.windows)[role.index()].span_covered(d)
     }
+
+    /// The per-second samples stamped after `after` (unix ms), oldest first;
+    /// all of them (up to `history::CAPACITY`) without `after`.
+    pub fn history(&self, after: Option<u64>) -> Vec<Sample> {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .since(after)
+    }
 }
 
 fn lock(w: &SharedWindows) -> MutexGuard<'_, [Windows; 2]> {
@@ -108,12 +124,20 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::channel::<Request>(64);
     let view = Arc::new(ArcSwap::from_pointee(StatusView::default()));
     let windows = Arc::new(Mutex::new(new_windows(&config.analysis)));
+    let origin = (Instant::now(), SystemTime::now());
+    let history = Arc::new(Mutex::new(History::new(unix_ms(origin.1))));
     let handle = ControllerHandle {
         tx,
         view: view.clone(),
         windows: windows.clone(),
+        history: history.clone(),
     };
-    let mut ctl = Ctl::new(config, config_path, live, registry, view, windows);
+    let shared = Shared {
+        view,
+        windows,
+        history,
+    };
+    let mut ctl = Ctl::new(config, config_path, live, registry, shared, origin);
     tokio::spawn(async move {
         let mut period = ctl.machine.analysis().interval.get();
         let mut ticker = new_ticker(period);
@@ -137,6 +161,18 @@ pub fn spawn(
         }
     });
     handle
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the controller task shares with its handle.
+struct Shared {
+    view: Arc<ArcSwap<StatusView>>,
+    windows: SharedWindows,
+    history: SharedHistory,
 }
 
 fn new_ticker(period: Duration) -> tokio::time::Interval {
@@ -194,6 +230,7 @@ struct Ctl {
     registry: Arc<Registry>,
     view: Arc<ArcSwap<StatusView>>,
     windows: SharedWindows,
+    history: SharedHistory,
     machine: Machine,
     events: Events,
     notifier: Notifier,
@@ -210,9 +247,14 @@ impl Ctl {
         config_path: Option<PathBuf>,
         live: Live,
         registry: Arc<Registry>,
-        view: Arc<ArcSwap<StatusView>>,
-        windows: SharedWindows,
+        shared: Shared,
+        origin: (Instant, SystemTime),
     ) -> Ctl {
+        let Shared {
+            view,
+            windows,
+            history,
+        } = shared;
         let snap = live.load();
         let cumulative = [
             snap.backend(Role::Stable).stats.reading(),
@@ -228,7 +270,7 @@ impl Ctl {
         let mut ctl = Ctl {
             notifier: Notifier::new(&config.notify.webhooks),
             events: Events::default(),
-            origin: (Instant::now(), SystemTime::now()),
+            origin,
             machine,
             cumulative,
             config,
@@ -237,6 +279,7 @@ impl Ctl {
             registry,
             view,
             windows,
+            history,
         };
         ctl.carry_out(started);
         ctl
@@ -392,6 +435,8 @@ impl Ctl {
             steps: m.plan().map_or(0, |p| p.len()),
             plan: m.plan().map_or(json!([]), |p| p.steps_json()),
             paused: m.paused(),
+            pause: status::pause_status(m, self.now()),
+            analysis: m.analysis(),
             gate: m
                 .gate(self.now())
                 .and_then(|g| serde_json::to_value(g).ok())
@@ -428,7 +473,7 @@ impl Ctl {
 
     fn tick(&mut self) {
         let snap = self.live.load_full();
-        let (canary_tick, canary_window, stable_window) = {
+        let (stable_tick, canary_tick, canary_window, stable_window) = {
             let mut w = lock(&self.windows);
             for r in Role::ALL {
                 let cum = snap.backend(r).stats.reading();
@@ -436,6 +481,7 @@ impl Ctl {
                 self.cumulative[r.index()] = cum;
             }
             (
+                w[0].last_tick().clone(),
                 w[1].last_tick().clone(),
                 w[1].window().clone(),
                 w[0].window().clone(),
@@ -443,13 +489,21 @@ impl Ctl {
         };
         let canary_down = !snap.backend(Role::Canary).endpoints.any_healthy();
         let observed = Observation {
-            canary_tick,
+            canary_tick: canary_tick.clone(),
             canary_window,
             stable_window,
             canary_down,
         };
         // A tick is never rejected.
         let _ = self.feed(Input::Tick(observed));
+        // The history records the state after the tick (an abort shows at once).
+        let (weight, phase) = (self.machine.weight_bp(), self.machine.phase());
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).tick(
+            self.now(),
+            [&stable_tick, &canary_tick],
+            weight,
+            phase,
+        );
     }
 
     fn command(&mut self, cmd: Command) -> Result<Value, CallError> {
@@ -496,6 +550,7 @@ impl Ctl {
             self.machine.aborted(),
         )
         .map_err(|e| refuse(format!("config rejected: {e}")))?;
+        let changes = reload::changes(&self.config, &new);
         self.config = new;
         self.notifier.set_hooks(&self.config.notify.webhooks);
 
@@ -508,7 +563,21 @@ impl Ctl {
             .handle(Input::Reconfigure { settings, source }, self.now())?;
         // The rebuilt snapshot has the global error statuses; a step override must win.
         fx.publish = true;
+        // The event (and its log line) says what changed.
+        let said = if changes.is_empty() {
+            "nothing changed".to_string()
+        } else {
+            changes.join("; ")
+        };
+        for n in fx.events.iter_mut().filter(|n| n.kind == "reloaded") {
+            n.message = format!("{}: {said}", n.message);
+        }
         self.carry_out(fx);
-        self.reply()
+        // The reply is the status plus `changes`.
+        let mut reply = self.view.load().status.clone();
+        if let Value::Object(m) = &mut reply {
+            m.insert("changes".into(), json!(changes));
+        }
+        Ok(reply)
     }
 }

@@ -922,3 +922,238 @@ async fn reload_refuses_a_ca_file_without_a_usable_certificate() {
     assert_eq!(r.status, 200);
     app.shutdown().await;
 }
+
+/// The status page's charts come from the server: after some load and an
+/// abort, `GET /api/v1/history` holds the seconds before the abort (weight
+/// 30 with canary traffic) and after it (weight 0, Degraded), one point per
+/// wall second, and `?since=` serves only what is newer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_keeps_the_seconds_before_an_abort() {
+    let stable = TestServer::named("stable").start().await;
+    let (canary, failing) = switchable("canary").await;
+    let app = start_proxy(
+        &yaml("routing: { canary_weight: 30 }\nanalysis: { error_rate: { max: 5.0 } }\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let load = Load::start(app.proxy_addr, 3, Duration::from_millis(3));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    settle(
+        Duration::from_secs(5),
+        "guard abort",
+        || app.snapshot().aborted,
+        |a| *a,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    drop(load);
+
+    let (code, h) = admin(&app, "GET", "/api/v1/history", None, None).await;
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(h["resolution_ms"], 1000);
+    assert_eq!(h["capacity"], 900);
+    let points = h["points"].as_array().cloned().unwrap_or_default();
+    assert!(points.len() >= 5, "{} points: {h}", points.len());
+    let t: Vec<u64> = points.iter().map(|p| p["t"].as_u64().unwrap()).collect();
+    for pair in t.windows(2) {
+        let step = pair[1] - pair[0];
+        assert!(
+            step >= 1000 && step % 1000 == 0,
+            "points {pair:?} not whole seconds apart"
+        );
+    }
+    assert!(t.iter().all(|t| t % 1000 == 0), "{t:?}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        now_ms.abs_diff(*t.last().unwrap()) < 5000,
+        "stamps are unix ms: {t:?}"
+    );
+    // Most seconds are one tick-second apart on an idle machine; allow some late ticks.
+    let exact = t.windows(2).filter(|p| p[1] - p[0] == 1000).count();
+    assert!(exact * 2 >= t.len() - 1, "{t:?}");
+
+    // Before the abort: weight 30 and canary traffic; after: weight 0, Degraded.
+    let first_abort = points
+        .iter()
+        .position(|p| p["phase"] == "Degraded")
+        .expect("a Degraded point");
+    let before = &points[..first_abort];
+    assert!(
+        before.iter().any(|p| p["canary_weight"] == 30.0
+            && p["canary"]["rps"].as_f64().unwrap_or(0.0) > 0.0
+            && p["phase"] == "Healthy"),
+        "no pre-abort point at 30%: {before:?}"
+    );
+    let after = &points[first_abort..];
+    assert!(after
+        .iter()
+        .all(|p| p["canary_weight"] == 0.0 && p["phase"] == "Degraded"));
+    // The abort second shows the canary's errors; rates are per second, not a window average.
+    let p = &points[first_abort];
+    assert!(
+        p["canary"]["error_rate"].as_f64().unwrap_or(0.0) > 5.0,
+        "{p}"
+    );
+    for p in &points {
+        for role in ["stable", "canary"] {
+            let v = &p[role];
+            let span = p["span_ms"].as_f64().unwrap() / 1000.0;
+            let rps = v["rps"].as_f64().unwrap();
+            let n = v["requests"].as_f64().unwrap();
+            assert!((rps * span - n).abs() <= n * 0.02 + 1.0, "{p}");
+        }
+    }
+
+    // ?since= serves only newer points; a bad one is a 400 that says what to send.
+    let (_, newer) = admin(
+        &app,
+        "GET",
+        &format!("/api/v1/history?since={}", t[t.len() - 3]),
+        None,
+        None,
+    )
+    .await;
+    let newer: Vec<u64> = newer["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["t"].as_u64().unwrap())
+        .collect();
+    assert!(
+        newer.len() >= 2 && newer.starts_with(&t[t.len() - 2..]),
+        "{newer:?} vs {t:?}"
+    );
+    let (code, e) = admin(&app, "GET", "/api/v1/history?since=yesterday", None, None).await;
+    assert_eq!(code, 400);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unix time in milliseconds"),
+        "{e}"
+    );
+
+    // The verdict behind the abort: per limit the span of its figures and why.
+    let s = status(&app).await;
+    let rows = s["verdict"]["metrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let failed = rows
+        .iter()
+        .find(|m| m["result"] == "Failed")
+        .unwrap_or_else(|| panic!("no Failed limit: {s}"));
+    assert_eq!(failed["span"], "run", "{failed}");
+    let reason = failed["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.starts_with("over the limit with confidence"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("n={}", failed["evidence"])),
+        "{reason}"
+    );
+    assert!(
+        rows.iter()
+            .all(|m| m["reason"].is_string() && m["span"].is_string()),
+        "{rows:?}"
+    );
+    assert_eq!(s["analysis"]["min_requests"], 20);
+    assert_eq!(s["analysis"]["window_ms"], 60_000);
+    let span = s["canary"]["span_ms"].as_u64().unwrap();
+    assert!((5000..=60_000).contains(&span), "{s}");
+    app.shutdown().await;
+}
+
+/// A timed pause shows how long it has run and how long it lasts; a held one says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_pause_shows_its_countdown() {
+    let (stable, canary) = stable_canary().await;
+    let app = start_proxy(
+        &yaml("rollout:\n  steps:\n    - set_weight: 10\n    - pause: 30s\n    - set_weight: 50\n    - pause: {}\n"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let s = status(&app).await;
+    assert_eq!(s["pause"]["duration_ms"], 30_000, "{s}");
+    assert_eq!(s["pause"]["held"], false);
+    let e0 = s["pause"]["elapsed_ms"].as_u64().unwrap();
+    assert!(e0 < 30_000, "{s}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let s = status(&app).await;
+    let e1 = s["pause"]["elapsed_ms"].as_u64().unwrap();
+    assert!(e1 >= e0 + 400, "the countdown does not move: {e0} → {e1}");
+    let (code, s) = admin(&app, "POST", "/api/v1/pause", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (s["pause"]["held"].as_bool(), s["paused"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // On to `pause: {}`: no duration, held until promote.
+    admin(&app, "POST", "/api/v1/promote", None, None).await;
+    let s = status(&app).await;
+    assert_eq!(weight(&s), 50.0);
+    assert_eq!(s["pause"]["duration_ms"], Value::Null, "{s}");
+    assert_eq!(s["pause"]["held"], true);
+    // Past the plan there is no pause.
+    admin(&app, "POST", "/api/v1/promote", None, None).await;
+    assert_eq!(status(&app).await["pause"], Value::Null);
+    app.shutdown().await;
+}
+
+/// A reload says what changed (its reply's `changes` and its event), never the whole status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_says_what_changed() {
+    let (stable, canary) = stable_canary().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let text = |weight: &str, max: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0, token: t0ken }}\n\
+             upstreams:\n  stable: {{ version: v1, endpoints: [\"{}\"] }}\n  canary: {{ version: v2, endpoints: [\"{}\"] }}\n\
+             routing: {{ canary_weight: {weight} }}\nanalysis: {{ error_rate: {{ max: {max} }} }}\n",
+            stable.url(),
+            canary.url()
+        )
+    };
+    let app = start_from_file(&text("10", "5.0"), &path).await;
+    std::fs::write(&path, text("25", "1.5").replace("t0ken", "n3w-t0ken")).unwrap();
+    let (code, s) = admin(&app, "POST", "/api/v1/reload", None, Some("t0ken")).await;
+    assert_eq!(code, 200, "{s}");
+    let mut changes: Vec<&str> = s["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            "admin.token changed",
+            "analysis.error_rate.max: 5.0 → 1.5",
+            "routing.canary_weight: 10.0 → 25.0",
+        ]
+    );
+    let ev = events(&app).await;
+    let msg = ev.last().unwrap()["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with("config reloaded from "), "{msg}");
+    assert!(msg.contains("routing.canary_weight: 10.0 → 25.0"), "{msg}");
+    assert!(
+        !msg.contains("n3w-t0ken") && !msg.contains("\"phase\""),
+        "{msg}"
+    );
+    // Unchanged: said so.
+    let (_, s) = admin(&app, "POST", "/api/v1/reload", None, Some("n3w-t0ken")).await;
+    assert_eq!(s["changes"], serde_json::json!([]));
+    let ev = events(&app).await;
+    assert!(ev.last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .ends_with(": nothing changed"));
+    app.shutdown().await;
+}
