@@ -10,19 +10,27 @@
 //! judge and routing, upstream, snapshot, proxy, controller, admin, app, then
 //! demo and simulate (checked by `tests/it/layers.rs`).
 
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+// The public surface is what the binary, the tests, the fuzz targets, the
+// benches and the example use; the judge and the controller's insides are
+// private (the admin API and `App` are how anything drives them).
 pub mod admin;
 pub mod app;
 pub mod certs;
 pub mod config;
-pub mod controller;
+mod controller;
 pub mod demo;
-pub mod judge;
+mod judge;
 pub mod proxy;
 pub mod routing;
 pub mod simulate;
 pub mod snapshot;
 pub mod telemetry;
 pub mod upstream;
+
+pub use controller::{CallError, Command, ControllerHandle};
 
 use serde::{Deserialize, Serialize};
 

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 /// Why a request was refused (the 403 message).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     Host(String),
     Origin(String),
     FetchSite(String),
@@ -52,7 +52,7 @@ fn host_part(value: &str) -> &str {
 
 /// Checks `Host` (every request but the probes) and, for a state-changing
 /// request, `Origin` and `Sec-Fetch-Site`.
-pub fn check(headers: &HeaderMap, mutating: bool, hosts: &[String]) -> Result<(), Refusal> {
+pub(super) fn check(headers: &HeaderMap, mutating: bool, hosts: &[String]) -> Result<(), Refusal> {
     // HTTP/1.1 requires Host (hyper answers 400 without one); an absent one
     // can only come from HTTP/1.0 tools, which are not browsers.
     let host = headers.get(HOST).map(|v| v.to_str().unwrap_or("\u{fffd}"));

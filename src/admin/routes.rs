@@ -337,7 +337,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// `?since=` of `GET /api/v1/history`: a unix time in ms (the `t` of the last
 /// point the caller has); absent → every point. Anything else is the 400 message.
-pub fn parse_since(query: &str) -> Result<Option<u64>, String> {
+pub(super) fn parse_since(query: &str) -> Result<Option<u64>, String> {
     match query_pairs(query).find(|(k, _)| *k == "since") {
         None | Some((_, "")) => Ok(None),
         Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {

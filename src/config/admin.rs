@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Shortest token accepted on a non-loopback admin listener (16 random
 /// characters, e.g. `openssl rand -hex 16` gives 32).
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(super) const MIN_TOKEN_CHARS: usize = 16;
 
 /// Tokens copied from examples and tutorials, compared without case or
 /// punctuation (`Change_Me` is `changeme`).
@@ -49,7 +49,7 @@ const PLACEHOLDER_PARTS: &[&str] = &[
 
 /// Why `token` (non-empty) is unfit for an admin API reachable from the
 /// network, if it is.
-pub fn weak_token(token: &str) -> Option<String> {
+pub(super) fn weak_token(token: &str) -> Option<String> {
     let plain: String = token
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -73,7 +73,7 @@ pub fn weak_token(token: &str) -> Option<String> {
 /// `*.localhost`) and IP literals are recognised. A wildcard admin listener
 /// matches loopback and wildcard targets; its other local addresses cannot be
 /// known here.
-pub fn targets_admin(url: &str, admin: SocketAddr) -> bool {
+pub(super) fn targets_admin(url: &str, admin: SocketAddr) -> bool {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return false;
     };

@@ -12,7 +12,7 @@ use super::path::{Collector, Seg};
 use super::*;
 
 /// Top-level keys in the order they are documented.
-pub const SECTIONS: &[&str] = &[
+pub(super) const SECTIONS: &[&str] = &[
     "listen",
     "workers",
     "tls",
@@ -32,7 +32,7 @@ pub const SECTIONS: &[&str] = &[
 const MAX_ROUNDS: usize = 256;
 
 /// Parses YAML text into a tree, or reports the syntax error.
-pub fn parse_yaml(text: &str, out: &mut Collector) -> Option<Value> {
+pub(super) fn parse_yaml(text: &str, out: &mut Collector) -> Option<Value> {
     match serde_yaml::from_str(text) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -54,7 +54,7 @@ pub fn parse_yaml(text: &str, out: &mut Collector) -> Option<Value> {
 /// Deserializes a parsed tree; the returned config is complete (failed sections
 /// fall back to defaults or placeholders) and only meaningful where `out` is not
 /// tainted.
-pub fn deserialize(mut root: Value, out: &mut Collector) -> Option<Config> {
+pub(super) fn deserialize(mut root: Value, out: &mut Collector) -> Option<Config> {
     if let Err(e) = root.apply_merge() {
         out.error(String::new(), format!("YAML merge key (<<) error: {e}"));
         return None;
@@ -400,7 +400,7 @@ fn friendly(raw: &str) -> String {
 }
 
 /// `unknown key `x``, with a suggestion when a known key is close.
-pub fn unknown_key(key: &str, known: &[&str]) -> String {
+pub(super) fn unknown_key(key: &str, known: &[&str]) -> String {
     let best = known
         .iter()
         .map(|k| (edit_distance(key, k), *k))

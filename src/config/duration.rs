@@ -114,7 +114,7 @@ impl Serialize for Dur {
 
 /// For patch fields: a present key (even `null`) becomes `Some(..)`, so `null`
 /// can disable a limit for one step while a missing key inherits it.
-pub fn explicit_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn explicit_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -123,12 +123,12 @@ where
 }
 
 /// A string where an empty YAML value (`token:` or `token: ${UNSET:-}`) means "".
-pub fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// `error_statuses` entries: `"5xx"`, `"429"` or a bare `429`.
-pub fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum StatusPattern {
@@ -146,7 +146,9 @@ pub fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
 }
 
 /// [`status_list`] for an optional patch field.
-pub fn status_list_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(super) fn status_list_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
     status_list(d).map(Some)
 }
 

@@ -28,7 +28,7 @@ const PAD: char = '\u{E002}';
 
 /// One `${...}` found in the text.
 #[derive(Debug)]
-pub struct Ref {
+pub(super) struct Ref {
     line: usize,
     col: usize,
     name: String,
@@ -39,7 +39,7 @@ pub struct Ref {
 
 /// The config text with placeholders, and what each placeholder stands for.
 #[derive(Debug)]
-pub struct Marked {
+pub(super) struct Marked {
     pub text: String,
     pub refs: Vec<Ref>,
     /// Problems found before parsing (a reserved character in the file).
@@ -48,7 +48,7 @@ pub struct Marked {
 
 impl Marked {
     /// Every reference problem, located by line: for when the YAML did not parse.
-    pub fn line_errors(&self) -> Vec<FieldError> {
+    pub(super) fn line_errors(&self) -> Vec<FieldError> {
         let mut out = self.errors.clone();
         for r in &self.refs {
             if let Err(m) = &r.value {
@@ -63,7 +63,7 @@ impl Marked {
 }
 
 /// Replaces references by placeholders, resolving each from `env`.
-pub fn mark(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Marked {
+pub(super) fn mark(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Marked {
     let mut m = Marked {
         text: String::with_capacity(text.len()),
         refs: Vec::new(),
@@ -212,7 +212,7 @@ fn valid_name(name: &str) -> bool {
 /// Puts the values into every string (key or value) holding placeholders.
 /// Errors name the field path; a reference used through a YAML alias is
 /// reported once.
-pub fn expand_tree(root: &mut Value, refs: &[Ref]) -> Result<(), Vec<FieldError>> {
+pub(super) fn expand_tree(root: &mut Value, refs: &[Ref]) -> Result<(), Vec<FieldError>> {
     let mut w = Walk {
         refs,
         seen: vec![false; refs.len()],

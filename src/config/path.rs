@@ -7,14 +7,14 @@ use serde_yaml::{Mapping, Value};
 use super::FieldError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
+pub(super) enum Seg {
     Key(String),
     Index(usize),
 }
 
 impl Seg {
     /// serde_path_to_error's path, cut at the first segment it could not name.
-    pub fn from_serde(path: &serde_path_to_error::Path) -> Vec<Seg> {
+    pub(super) fn from_serde(path: &serde_path_to_error::Path) -> Vec<Seg> {
         use serde_path_to_error::Segment;
         let mut out = Vec::new();
         for s in path.iter() {
@@ -28,7 +28,7 @@ impl Seg {
         out
     }
 
-    pub fn render(section: &str, segs: &[Seg]) -> String {
+    pub(super) fn render(section: &str, segs: &[Seg]) -> String {
         let mut s = section.to_string();
         for seg in segs {
             match seg {
@@ -45,7 +45,7 @@ impl Seg {
 
 /// True when `path` is `base` or lies inside it (`a.b` is inside `a`, `a[0]` too;
 /// `ab` is not).
-pub fn within(path: &str, base: &str) -> bool {
+pub(super) fn within(path: &str, base: &str) -> bool {
     base.is_empty()
         || path == base
         || (path.starts_with(base) && matches!(path.as_bytes()[base.len()], b'.' | b'['))
@@ -54,7 +54,7 @@ pub fn within(path: &str, base: &str) -> bool {
 /// Collects errors. Paths whose values failed to deserialize are "tainted":
 /// they hold stand-ins, so semantic checks on or around them are dropped.
 #[derive(Debug, Default)]
-pub struct Collector {
+pub(super) struct Collector {
     pub errors: Vec<FieldError>,
     tainted: Vec<String>,
     /// Path → position of the value in the document (pre-order), to sort errors.
@@ -63,7 +63,7 @@ pub struct Collector {
 
 impl Collector {
     /// A deserialization error: always reported, and its path is tainted.
-    pub fn error(&mut self, path: String, message: String) {
+    pub(super) fn error(&mut self, path: String, message: String) {
         if !path.is_empty() {
             self.taint(path.clone());
         }
@@ -71,7 +71,7 @@ impl Collector {
     }
 
     /// Records where each value sits in the file, so errors can be listed in file order.
-    pub fn index_document(&mut self, root: &Mapping) {
+    pub(super) fn index_document(&mut self, root: &Mapping) {
         fn walk(prefix: &str, v: &Value, order: &mut HashMap<String, usize>) {
             match v {
                 Value::Mapping(m) => walk_map(prefix, m, order),
@@ -102,7 +102,7 @@ impl Collector {
 
     /// The errors in file order: by the position of the path, or of its nearest
     /// ancestor present in the file (a missing key sorts right after its parent).
-    pub fn into_sorted_errors(self) -> Vec<FieldError> {
+    pub(super) fn into_sorted_errors(self) -> Vec<FieldError> {
         let order = self.order;
         let rank = |path: &str| -> usize {
             let mut p = path;
@@ -121,16 +121,16 @@ impl Collector {
         errors
     }
 
-    pub fn taint(&mut self, path: String) {
+    pub(super) fn taint(&mut self, path: String) {
         self.tainted.push(path);
     }
 
-    pub fn is_reported(&self, path: &str) -> bool {
+    pub(super) fn is_reported(&self, path: &str) -> bool {
         self.tainted.iter().any(|t| t == path)
     }
 
     /// No tainted value at, inside or around `path`.
-    pub fn clean(&self, path: &str) -> bool {
+    pub(super) fn clean(&self, path: &str) -> bool {
         !self
             .tainted
             .iter()
@@ -138,7 +138,7 @@ impl Collector {
     }
 
     /// A semantic error, dropped when it concerns a tainted value.
-    pub fn check(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn check(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         if self.clean(&path) {
             self.errors.push(FieldError {
@@ -149,7 +149,7 @@ impl Collector {
     }
 
     /// A semantic error that relates several fields: dropped if any is tainted.
-    pub fn check_all(
+    pub(super) fn check_all(
         &mut self,
         involved: &[&str],
         path: impl Into<String>,

@@ -10,7 +10,7 @@ use super::window::{window_slots, MAX_WINDOW_SLOTS};
 use super::*;
 use crate::certs as pem;
 
-pub fn validate(c: &Config, out: &mut Collector) {
+pub(super) fn validate(c: &Config, out: &mut Collector) {
     let listen = socket(out, "listen", &c.listen);
     let tls = c.tls.as_ref().and_then(|t| {
         let addr = socket(out, "tls.listen", &t.listen);

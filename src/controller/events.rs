@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many events are kept.
-pub const CAPACITY: usize = 200;
+pub(crate) const CAPACITY: usize = 200;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
@@ -22,12 +22,17 @@ pub struct Event {
 /// pointers instead of 400 strings (that copy once stalled the request path
 /// for hundreds of µs per weight change on a one-thread runtime).
 #[derive(Debug, Default)]
-pub struct Events {
+pub(crate) struct Events {
     ring: VecDeque<Arc<Event>>,
 }
 
 impl Events {
-    pub fn push(&mut self, kind: &'static str, message: String, canary_weight: f64) -> Event {
+    pub(crate) fn push(
+        &mut self,
+        kind: &'static str,
+        message: String,
+        canary_weight: f64,
+    ) -> Event {
         let e = Event {
             time: rfc3339(SystemTime::now()),
             kind,
@@ -41,25 +46,21 @@ impl Events {
         e
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ring.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
-    }
-
-    pub fn last(&self) -> Option<&Event> {
+    pub(crate) fn last(&self) -> Option<&Event> {
         self.ring.back().map(|e| &**e)
     }
 
-    pub fn list(&self) -> Vec<Arc<Event>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Event>> {
         self.ring.iter().cloned().collect()
     }
 }
 
 /// `2026-11-22T08:00:12.345Z` without a date crate (civil-from-days, H. Hinnant).
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

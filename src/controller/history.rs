@@ -17,9 +17,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Spacing of samples.
-pub const RESOLUTION: Duration = Duration::from_secs(1);
+pub(crate) const RESOLUTION: Duration = Duration::from_secs(1);
 /// Samples kept: 15 minutes at [`RESOLUTION`].
-pub const CAPACITY: usize = 900;
+pub(crate) const CAPACITY: usize = 900;
 
 /// One version's figures over one sample's span (weighted traffic only).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +64,7 @@ pub struct Sample {
 }
 
 /// The ring and the sample being filled.
-pub struct History {
+pub(crate) struct History {
     /// Unix ms of the driver's clock origin (`now` = 0).
     origin_unix_ms: u64,
     capacity: usize,
@@ -78,11 +78,11 @@ pub struct History {
 
 impl History {
     /// `origin_unix_ms`: the wall time at the driver's clock origin.
-    pub fn new(origin_unix_ms: u64) -> History {
+    pub(crate) fn new(origin_unix_ms: u64) -> History {
         History::with_capacity(origin_unix_ms, CAPACITY)
     }
 
-    pub fn with_capacity(origin_unix_ms: u64, capacity: usize) -> History {
+    pub(crate) fn with_capacity(origin_unix_ms: u64, capacity: usize) -> History {
         let capacity = capacity.max(1);
         History {
             origin_unix_ms,
@@ -94,23 +94,22 @@ impl History {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.ring.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
     }
 
     /// One controller tick at `now` (the driver's clock): `delta` is the
     /// weighted evidence `[stable, canary]` since the previous tick,
     /// `weight_bp` and `phase` the state after it. Closes the open sample
     /// once `now` is in a later wall second.
-    pub fn tick(&mut self, now: Duration, delta: [&Reading; 2], weight_bp: u32, phase: Phase) {
+    pub(crate) fn tick(
+        &mut self,
+        now: Duration,
+        delta: [&Reading; 2],
+        weight_bp: u32,
+        phase: Phase,
+    ) {
         for (acc, d) in self.acc.iter_mut().zip(delta) {
             acc.add(d);
         }
@@ -139,7 +138,7 @@ impl History {
 
     /// The samples stamped after `after` (unix ms), oldest first; all of them
     /// without `after`.
-    pub fn since(&self, after: Option<u64>) -> Vec<Sample> {
+    pub(crate) fn since(&self, after: Option<u64>) -> Vec<Sample> {
         let start = match after {
             Some(t) => self.ring.partition_point(|s| s.t <= t),
             None => 0,

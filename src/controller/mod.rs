@@ -3,16 +3,16 @@
 //! the rollout state machine ([`machine`]), and carries out what the machine
 //! decides ([`Ctl::carry_out`]): new snapshot and gauges, state file, events,
 //! webhooks, the published view.
-pub mod events;
-pub mod history;
-pub mod machine;
-pub mod plan;
+pub(crate) mod events;
+pub(crate) mod history;
+pub(crate) mod machine;
+pub(crate) mod plan;
 mod reload;
-pub mod state_file;
-pub mod status;
-pub mod webhook;
+pub(crate) mod state_file;
+pub(crate) mod status;
+pub(crate) mod webhook;
 
-pub use machine::Rejection;
+pub(crate) use machine::Rejection;
 
 use crate::config::{self, Analysis, Config};
 use crate::snapshot::{ErrorStatuses, Live, Snapshot};
@@ -65,7 +65,7 @@ type Request = (Command, oneshot::Sender<Result<Value, CallError>>);
 
 /// Per-version sliding windows `[stable, canary]`. Owned by the controller;
 /// the mutex is shared only with `/v1/metrics` reads (never the request path).
-pub type SharedWindows = Arc<Mutex<[Windows; 2]>>;
+pub(crate) type SharedWindows = Arc<Mutex<[Windows; 2]>>;
 
 /// The per-second history; written once a second by the controller, read by
 /// `GET /api/v1/history` (never the request path).
@@ -114,7 +114,7 @@ fn lock(w: &SharedWindows) -> MutexGuard<'_, [Windows; 2]> {
 }
 
 /// Starts the controller task. It stops when `shutdown` turns true.
-pub fn spawn(
+pub(crate) fn spawn(
     config: Config,
     config_path: Option<PathBuf>,
     live: Live,

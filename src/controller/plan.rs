@@ -4,36 +4,32 @@
 use crate::config::{AnalysisPatch, Step, StepKind};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub steps: Vec<Step>,
 }
 
 impl Plan {
-    pub fn new(steps: Vec<Step>) -> Plan {
+    pub(crate) fn new(steps: Vec<Step>) -> Plan {
         Plan { steps }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.steps.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
     /// The step at `index`; `None` once past the last one.
-    pub fn kind(&self, index: usize) -> Option<StepKind<'_>> {
+    pub(crate) fn kind(&self, index: usize) -> Option<StepKind<'_>> {
         self.steps.get(index).map(Step::kind)
     }
 
     /// `pause: {}` at `index`: only promote or resume leaves it.
-    pub fn indefinite_pause_at(&self, index: usize) -> bool {
+    pub(crate) fn indefinite_pause_at(&self, index: usize) -> bool {
         matches!(self.kind(index), Some(StepKind::Pause(None)))
     }
 
     /// The analysis override in force at `index`: the last `set_weight` step
     /// with an `analysis` block up to and including it.
-    pub fn override_patch(&self, index: usize) -> Option<&AnalysisPatch> {
+    pub(crate) fn override_patch(&self, index: usize) -> Option<&AnalysisPatch> {
         let upto = (index + 1).min(self.steps.len());
         self.steps[..upto]
             .iter()
@@ -46,7 +42,7 @@ impl Plan {
 
     /// One line for events. `i` is 0-based, the text counts from 1:
     /// `describe(1)` of a 7-step plan reads `step 2/7: pause 30s`.
-    pub fn describe(&self, i: usize) -> String {
+    pub(crate) fn describe(&self, i: usize) -> String {
         let n = self.steps.len();
         let what = match self.steps.get(i).map(Step::kind) {
             Some(StepKind::SetWeight { weight, analysis }) => format!(
@@ -71,7 +67,7 @@ impl Plan {
     }
 
     /// The plan as JSON for `/api/v1/status` (`plan`): the steps as configured.
-    pub fn steps_json(&self) -> serde_json::Value {
+    pub(crate) fn steps_json(&self) -> serde_json::Value {
         serde_json::Value::Array(
             self.steps
                 .iter()

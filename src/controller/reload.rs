@@ -3,7 +3,7 @@ use crate::config::Config;
 use serde_json::Value;
 
 /// One message per key that changed but needs a restart (listeners, workers).
-pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
+pub(super) fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     let mut errs = Vec::new();
     if new.listen != old.listen {
         errs.push("listen: changing a listener needs a restart".to_string());
@@ -29,7 +29,7 @@ const MAX_CHANGES: usize = 12;
 /// `upstreams.canary.endpoints: ["http://a:1"] → ["http://b:1"]` or
 /// `analysis.error_rate.max: 2.0 → 1.0`. Secrets (the admin token, webhook
 /// URLs and keys) are named, never shown. Empty when nothing changed.
-pub fn changes(old: &Config, new: &Config) -> Vec<String> {
+pub(super) fn changes(old: &Config, new: &Config) -> Vec<String> {
     let (Ok(a), Ok(b)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
         return vec!["the config changed".into()];
     };

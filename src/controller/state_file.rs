@@ -9,7 +9,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct State {
+pub(crate) struct State {
     /// The canary version this state belongs to (it names the rollout).
     pub version: String,
     pub phase: Phase,
@@ -24,7 +24,7 @@ pub struct State {
 
 /// A state the controller never writes: the file is treated as corrupt.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Inconsistent {
+pub(crate) enum Inconsistent {
     #[error("canary_weight {0} is not a percentage in 0..100")]
     Weight(f64),
     #[error("abort is {abort} but phase is {phase:?}")]
@@ -39,7 +39,7 @@ pub enum Inconsistent {
 
 impl State {
     /// Whether the controller could have written this state.
-    pub fn check(&self) -> Result<(), Inconsistent> {
+    pub(crate) fn check(&self) -> Result<(), Inconsistent> {
         let w = self.canary_weight;
         if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
             return Err(Inconsistent::Weight(w));
@@ -68,7 +68,7 @@ impl State {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     #[error("cannot read state file {path}: {source}")]
     Read {
         path: String,
@@ -90,7 +90,7 @@ pub enum StateError {
 
 /// `Ok(None)` when there is no file; an error when it does not parse or
 /// fails [`State::check`].
-pub fn read(path: &Path) -> Result<Option<State>, StateError> {
+pub(crate) fn read(path: &Path) -> Result<Option<State>, StateError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -118,7 +118,7 @@ pub fn read(path: &Path) -> Result<Option<State>, StateError> {
 /// O_NOFOLLOW`, mode 0600), so a link planted at a guessable name is never
 /// followed: the proxy may run with rights over files its directory's other
 /// writers should not reach.
-pub fn write(path: &Path, state: &State) -> Result<(), StateError> {
+pub(crate) fn write(path: &Path, state: &State) -> Result<(), StateError> {
     write_with(path, state, &mut || {
         format!("{:016x}", rand::random::<u64>())
     })

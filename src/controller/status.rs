@@ -27,7 +27,7 @@ pub struct StatusView {
 
 /// A version object of `/api/v1/status` and of webhook payloads.
 #[derive(Debug, Clone, Serialize)]
-pub struct VersionObject {
+pub(crate) struct VersionObject {
     pub version: String,
     #[serde(flatten)]
     pub figures: VersionFigures,
@@ -36,7 +36,7 @@ pub struct VersionObject {
     pub span_ms: u64,
 }
 
-pub fn version_object(version: &str, w: &Windows) -> VersionObject {
+pub(crate) fn version_object(version: &str, w: &Windows) -> VersionObject {
     VersionObject {
         version: version.to_string(),
         figures: version_figures(w.window(), w.window_covered()),
@@ -50,7 +50,7 @@ fn ms(d: Duration) -> u64 {
 
 /// A pause step in progress, for the status (`pause`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PauseStatus {
+pub(crate) struct PauseStatus {
     /// Time since the pause began, on the controller's clock.
     pub elapsed_ms: u64,
     /// The configured pause; `None` for `pause: {}` (until promote).
@@ -61,7 +61,7 @@ pub struct PauseStatus {
 }
 
 /// The pause step the plan is waiting on at `now`, if any.
-pub fn pause_status(m: &Machine, now: Duration) -> Option<PauseStatus> {
+pub(crate) fn pause_status(m: &Machine, now: Duration) -> Option<PauseStatus> {
     let Mode::Plan(p) = &m.rollout().mode else {
         return None;
     };
@@ -78,7 +78,7 @@ pub fn pause_status(m: &Machine, now: Duration) -> Option<PauseStatus> {
     })
 }
 
-pub struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     pub phase: Phase,
     pub abort: bool,
     pub message: &'a str,
@@ -108,7 +108,7 @@ pub struct Parts<'a> {
     pub canary_window: Reading,
 }
 
-pub fn status_json(p: &Parts) -> Value {
+pub(crate) fn status_json(p: &Parts) -> Value {
     json!({
         "phase": p.phase,
         "abort": p.abort,
@@ -165,7 +165,7 @@ fn verdict_json(p: &Parts) -> Value {
 /// for a Failed limit, the run of evidence that crossed it (the requests since
 /// its sequential statistic last stood at zero; for the latency limits the
 /// evidence and `slow_pct`, while `value` stays the window's p99).
-pub fn metric_span(m: &MetricVerdict) -> &'static str {
+pub(crate) fn metric_span(m: &MetricVerdict) -> &'static str {
     if m.result == CheckResult::Failed {
         "run"
     } else {
@@ -176,7 +176,7 @@ pub fn metric_span(m: &MetricVerdict) -> &'static str {
 /// Why a limit got its result, in an operator's words: above all, why an
 /// Inconclusive limit is not Failed although its value is over the limit.
 /// `stable_requests` is stable's count over the window.
-pub fn metric_reason(m: &MetricVerdict, min_requests: u64, stable_requests: u64) -> String {
+pub(crate) fn metric_reason(m: &MetricVerdict, min_requests: u64, stable_requests: u64) -> String {
     let n = m.evidence;
     let needs_stable = matches!(m.metric, "error-rate-increase" | "latency-p99-ratio");
     match m.result {
@@ -206,7 +206,7 @@ pub fn metric_reason(m: &MetricVerdict, min_requests: u64, stable_requests: u64)
 }
 
 /// `/api/v1/analysis` for an Argo Rollouts `web` provider.
-pub fn analysis_json(p: &Parts) -> Value {
+pub(crate) fn analysis_json(p: &Parts) -> Value {
     let a = argo_weight(
         &p.canary_window,
         &p.stable_window,

@@ -15,13 +15,13 @@ const BACKOFF: Duration = Duration::from_millis(200);
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub struct Notifier {
+pub(crate) struct Notifier {
     client: Option<HttpsClient>,
     hooks: Arc<Vec<Webhook>>,
 }
 
 impl Notifier {
-    pub fn new(hooks: &[Webhook]) -> Self {
+    pub(crate) fn new(hooks: &[Webhook]) -> Self {
         let mut n = Notifier {
             client: None,
             hooks: Arc::new(Vec::new()),
@@ -31,7 +31,7 @@ impl Notifier {
     }
 
     /// Reload: later deliveries go to the new list.
-    pub fn set_hooks(&mut self, hooks: &[Webhook]) {
+    pub(crate) fn set_hooks(&mut self, hooks: &[Webhook]) {
         self.hooks = Arc::new(hooks.to_vec());
         if self.client.is_none() && !hooks.is_empty() {
             self.client = build_client();
@@ -39,7 +39,7 @@ impl Notifier {
     }
 
     /// Fire-and-forget: spawns one delivery task per matching hook.
-    pub fn send(&self, kind: &str, payload: &serde_json::Value) {
+    pub(crate) fn send(&self, kind: &str, payload: &serde_json::Value) {
         let Some(client) = &self.client else { return };
         let body = Bytes::from(payload.to_string());
         for hook in self.hooks.iter() {

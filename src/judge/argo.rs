@@ -6,7 +6,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArgoAnalysis {
+pub(crate) struct ArgoAnalysis {
     /// 5..=100, or 0 when the last verdict is Failed or the canary is aborted.
     pub weight: f64,
     /// `proceed` or `abort` (exactly when `weight` is 0).
@@ -23,7 +23,7 @@ pub struct ArgoAnalysis {
 
 /// The latency/error-delta interpolation over the canary and stable windows. Missing
 /// data contributes no delta.
-pub fn argo_weight(
+pub(crate) fn argo_weight(
     canary: &Reading,
     stable: &Reading,
     last: Option<CheckResult>,

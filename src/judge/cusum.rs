@@ -11,7 +11,7 @@
 //! below `1 − confidence` for an hour.
 
 #[derive(Debug, Clone)]
-pub struct Cusum {
+pub(super) struct Cusum {
     /// Statistic per alternative.
     s: Vec<f64>,
     /// Trials and bad events since each statistic last stood at 0.
@@ -21,13 +21,13 @@ pub struct Cusum {
 
 /// The strongest alternative's state when the statistic crossed the threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Crossing {
+pub(super) struct Crossing {
     pub n: u64,
     pub k: u64,
 }
 
 impl Cusum {
-    pub fn new(alternatives: usize) -> Self {
+    pub(super) fn new(alternatives: usize) -> Self {
         Cusum {
             s: vec![0.0; alternatives],
             run_n: vec![0; alternatives],
@@ -35,7 +35,7 @@ impl Cusum {
         }
     }
 
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.s.iter_mut().for_each(|s| *s = 0.0);
         self.run_n.iter_mut().for_each(|n| *n = 0);
         self.run_k.iter_mut().for_each(|k| *k = 0);
@@ -44,7 +44,7 @@ impl Cusum {
     /// Feeds one check's `k` bad events out of `n` against null `p0` and the
     /// alternatives `p1s` (index-aligned with the constructor's count; extra
     /// statistics are left as they are). Rates must lie in (0, 1), `p1 > p0`.
-    pub fn update(&mut self, n: u64, k: u64, p0: f64, p1s: &[f64]) {
+    pub(super) fn update(&mut self, n: u64, k: u64, p0: f64, p1s: &[f64]) {
         if n == 0 {
             return;
         }
@@ -70,7 +70,7 @@ impl Cusum {
 
     /// The run behind the largest statistic at or above `threshold` whose run
     /// holds at least `min_n` trials.
-    pub fn crossing(&self, threshold: f64, min_n: u64) -> Option<Crossing> {
+    pub(super) fn crossing(&self, threshold: f64, min_n: u64) -> Option<Crossing> {
         let mut best: Option<(f64, Crossing)> = None;
         for j in 0..self.s.len() {
             if self.s[j] >= threshold && self.run_n[j] >= min_n {
@@ -88,13 +88,13 @@ impl Cusum {
 
     /// The largest statistic.
     #[cfg(test)]
-    pub fn max_statistic(&self) -> f64 {
+    pub(crate) fn max_statistic(&self) -> f64 {
         self.s.iter().copied().fold(0.0, f64::max)
     }
 }
 
 /// Alternatives `base + step·2^j` for `j = 0, 1, …` while below 1, at most `max`.
-pub fn ladder(base: f64, step: f64, max: usize, out: &mut Vec<f64>) {
+pub(super) fn ladder(base: f64, step: f64, max: usize, out: &mut Vec<f64>) {
     out.clear();
     let mut m = 1.0;
     while out.len() < max {
@@ -108,7 +108,7 @@ pub fn ladder(base: f64, step: f64, max: usize, out: &mut Vec<f64>) {
 }
 
 /// How many rungs `ladder(base, step, ..)` has when `base` is 0.
-pub fn ladder_len(step: f64) -> usize {
+pub(super) fn ladder_len(step: f64) -> usize {
     let mut v = Vec::new();
     ladder(0.0, step, 64, &mut v);
     v.len()

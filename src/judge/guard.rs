@@ -5,7 +5,7 @@ use super::{CheckResult, Verdict};
 use crate::config::Analysis;
 use crate::telemetry::Reading;
 
-pub struct Guard {
+pub(crate) struct Guard {
     analysis: Analysis,
     limits: Vec<Limit>,
     /// CUSUM threshold `A`; `None` when the settings are unusable (NaN
@@ -17,7 +17,7 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(analysis: &Analysis) -> Self {
+    pub(crate) fn new(analysis: &Analysis) -> Self {
         let limits = Limit::configured(analysis);
         let threshold = threshold(analysis, &limits);
         Guard {
@@ -32,7 +32,7 @@ impl Guard {
     /// One check. `canary_tick` is the canary's evidence since the previous
     /// check; the windows span `analysis.window` (for a gate, `canary_window`
     /// is everything since the gate began).
-    pub fn check(
+    pub(crate) fn check(
         &mut self,
         canary_tick: &Reading,
         canary_window: &Reading,
@@ -75,14 +75,14 @@ impl Guard {
     }
 
     /// Forgets all evidence (retry, new canary version).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.limits.iter_mut().for_each(Limit::reset);
         self.consecutive = 0;
     }
 
     /// New settings (a step override). The sequential statistics restart only
     /// when something they depend on changed.
-    pub fn set_limits(&mut self, analysis: &Analysis) {
+    pub(crate) fn set_limits(&mut self, analysis: &Analysis) {
         let a = &self.analysis;
         let same = a.error_rate == analysis.error_rate
             && a.latency == analysis.latency
@@ -96,21 +96,17 @@ impl Guard {
     }
 
     /// More than `failure_limit` consecutive Failed checks.
-    pub fn should_abort(&self) -> bool {
+    pub(crate) fn should_abort(&self) -> bool {
         self.consecutive > self.analysis.failure_limit
     }
 
-    pub fn consecutive_failures(&self) -> u32 {
+    pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive
     }
 
-    pub fn analysis(&self) -> &Analysis {
+    #[cfg(test)]
+    pub(crate) fn analysis(&self) -> &Analysis {
         &self.analysis
-    }
-
-    /// The CUSUM threshold in use (diagnostics and docs).
-    pub fn threshold(&self) -> Option<f64> {
-        self.threshold
     }
 }
 

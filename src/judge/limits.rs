@@ -11,15 +11,15 @@ use crate::telemetry::Reading;
 
 /// A latency limit is exceeded when more than this fraction of requests is
 /// slower than the threshold ("p99 above L" is "more than 1% slower than L").
-pub const SLOW_LIMIT: f64 = 0.01;
+pub(super) const SLOW_LIMIT: f64 = 0.01;
 /// Half of it: the null hypothesis of the sequential latency test.
-pub const SLOW_NULL: f64 = SLOW_LIMIT / 2.0;
+pub(super) const SLOW_NULL: f64 = SLOW_LIMIT / 2.0;
 /// Normal score of the stable p99 upper bound that sets the ratio threshold:
 /// the threshold errs high (fewer false aborts) while stable is thin.
 const STABLE_P99_Z: f64 = 2.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
+pub(crate) enum Metric {
     ErrorRate,
     ErrorRateIncrease,
     LatencyP99,
@@ -27,7 +27,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Metric::ErrorRate => "error-rate",
             Metric::ErrorRateIncrease => "error-rate-increase",
@@ -38,7 +38,7 @@ impl Metric {
 }
 
 /// The inputs of one check, shared by every limit.
-pub struct Inputs<'a> {
+pub(super) struct Inputs<'a> {
     pub tick: &'a Reading,
     pub canary: &'a Reading,
     pub stable: &'a Reading,
@@ -55,7 +55,7 @@ pub struct Inputs<'a> {
 
 /// One configured limit and its sequential statistic.
 #[derive(Debug, Clone)]
-pub struct Limit {
+pub(super) struct Limit {
     pub metric: Metric,
     /// As configured: percent, points, ms or ratio.
     pub limit: f64,
@@ -68,7 +68,7 @@ pub struct Limit {
 impl Limit {
     /// The configured limits of `a`. A non-finite or non-positive value is
     /// kept as an unusable limit: always Inconclusive, never Failed or Passed.
-    pub fn configured(a: &Analysis) -> Vec<Limit> {
+    pub(super) fn configured(a: &Analysis) -> Vec<Limit> {
         let mut out = Vec::new();
         let mut push = |metric, limit: Option<f64>| {
             if let Some(l) = limit {
@@ -96,15 +96,15 @@ impl Limit {
     }
 
     /// Number of alternatives the statistic tests (for the union bound).
-    pub fn alternatives(&self) -> usize {
+    pub(super) fn alternatives(&self) -> usize {
         self.rungs.max(1)
     }
 
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.cusum.reset();
     }
 
-    pub fn reads_latency(&self) -> bool {
+    pub(super) fn reads_latency(&self) -> bool {
         matches!(self.metric, Metric::LatencyP99 | Metric::LatencyP99Ratio)
     }
 
@@ -113,7 +113,7 @@ impl Limit {
     }
 
     /// Feeds this check's evidence and assesses the limit.
-    pub fn assess(&mut self, x: &Inputs) -> MetricVerdict {
+    pub(super) fn assess(&mut self, x: &Inputs) -> MetricVerdict {
         if !self.usable() {
             let mut v = self.windowed(x);
             v.result = CheckResult::Inconclusive;

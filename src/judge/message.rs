@@ -4,7 +4,7 @@ use super::limits::SLOW_LIMIT;
 use super::{MetricVerdict, Verdict};
 
 impl Verdict {
-    pub fn abort_message(&self, failure_limit: u32, consecutive: u32) -> String {
+    pub(crate) fn abort_message(&self, failure_limit: u32, consecutive: u32) -> String {
         let Some(m) = self.failed_metric() else {
             return format!(
                 "RolloutAborted: assessed {} with failed ({consecutive}) > failureLimit ({failure_limit})",
@@ -21,7 +21,7 @@ impl Verdict {
 
 impl MetricVerdict {
     /// One clause with the figures behind this limit's assessment.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let n = self.evidence;
         let v = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.2}"));
         let slow = self.slow_pct.map(|p| {

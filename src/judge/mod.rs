@@ -8,22 +8,21 @@ mod limits;
 mod message;
 mod stats;
 
-pub use argo::{argo_weight, ArgoAnalysis};
-pub use guard::Guard;
-pub use limits::Metric;
-pub use stats::{normal_quantile, wilson};
+pub(crate) use argo::argo_weight;
+pub(crate) use guard::Guard;
+pub(crate) use stats::wilson;
 
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum CheckResult {
+pub(crate) enum CheckResult {
     Passed,
     Failed,
     Inconclusive,
 }
 
 impl CheckResult {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CheckResult::Passed => "Passed",
             CheckResult::Failed => "Failed",
@@ -34,7 +33,7 @@ impl CheckResult {
 
 /// One configured limit's assessment in one check.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MetricVerdict {
+pub(crate) struct MetricVerdict {
     /// `error-rate`, `error-rate-increase`, `latency-p99`, `latency-p99-ratio`.
     pub metric: &'static str,
     pub result: CheckResult,
@@ -58,13 +57,13 @@ pub struct MetricVerdict {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub result: CheckResult,
     pub metrics: Vec<MetricVerdict>,
 }
 
 impl Verdict {
-    pub fn inconclusive() -> Self {
+    pub(crate) fn inconclusive() -> Self {
         Verdict {
             result: CheckResult::Inconclusive,
             metrics: Vec::new(),
@@ -72,7 +71,7 @@ impl Verdict {
     }
 
     /// The first limit that failed, if any.
-    pub fn failed_metric(&self) -> Option<&MetricVerdict> {
+    pub(crate) fn failed_metric(&self) -> Option<&MetricVerdict> {
         self.metrics
             .iter()
             .find(|m| m.result == CheckResult::Failed)

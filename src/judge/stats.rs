@@ -2,7 +2,7 @@
 
 /// The standard normal quantile Φ⁻¹(p) (Acklam's rational approximation,
 /// relative error < 1.2e-9). `p` outside (0, 1) is clamped to a finite value.
-pub fn normal_quantile(p: f64) -> f64 {
+pub(crate) fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969683028665376e+01,
         2.209460984245205e+02,
@@ -55,7 +55,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 
 /// Wilson score interval for `k` successes in `n` trials at normal score `z`:
 /// `(lower, upper)`, or `None` without trials.
-pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
+pub(crate) fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
     if n == 0 {
         return None;
     }

@@ -30,7 +30,7 @@ fn failure_response(kind: ErrorKind) -> (StatusCode, &'static str) {
 
 /// Serves one client request. The recorder lives in this future until the
 /// response exists: if the client leaves first, dropping it records a 499.
-pub async fn handle(
+pub(super) async fn handle(
     proxy: Arc<Proxy>,
     ctx: Arc<ConnCtx>,
     busy: Busy,

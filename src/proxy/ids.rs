@@ -8,7 +8,7 @@ thread_local! {
 
 /// wyrand: fast, statistically fine for load splitting (not for secrets).
 #[inline]
-pub fn next_u64() -> u64 {
+pub(super) fn next_u64() -> u64 {
     STATE.with(|s| {
         let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
         s.set(x);
@@ -19,12 +19,12 @@ pub fn next_u64() -> u64 {
 
 /// Uniform draw in `[0, 10000)` (basis points), without modulo bias worth mentioning.
 #[inline]
-pub fn rand_bp() -> u32 {
+pub(super) fn rand_bp() -> u32 {
     (((next_u64() >> 32) * 10_000) >> 32) as u32
 }
 
 /// A fresh `x-request-id`: 32 hex digits (on the stack: no formatting machinery per request).
-pub fn request_id() -> [u8; 32] {
+pub(super) fn request_id() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
     for (half, word) in out.chunks_exact_mut(16).zip([next_u64(), next_u64()]) {
@@ -36,7 +36,7 @@ pub fn request_id() -> [u8; 32] {
 }
 
 /// A fresh sticky client id for the `Set-Cookie` (unpredictable: it picks a version).
-pub fn sticky_id() -> String {
+pub(super) fn sticky_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

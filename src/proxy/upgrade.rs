@@ -6,7 +6,7 @@ use hyper_util::rt::TokioIo;
 
 /// Splices the client's and the upstream's upgraded connections in a task.
 /// `busy` keeps the client connection exempt from header/idle deadlines.
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, busy: Busy) {
+pub(super) fn tunnel(client: OnUpgrade, upstream: OnUpgrade, busy: Busy) {
     tokio::spawn(async move {
         let _busy = busy;
         let (client, upstream) = match tokio::try_join!(client, upstream) {

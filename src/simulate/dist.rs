@@ -62,7 +62,7 @@ impl Latency {
 
 /// Standard normal CDF via erfc (Numerical Recipes' Chebyshev fit, relative
 /// error < 1.2e-7 everywhere, so the tails stay accurate).
-pub fn normal_cdf(z: f64) -> f64 {
+pub(super) fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
@@ -156,7 +156,7 @@ impl BucketSampler {
 /// tiny n, inversion while the mean is small (the tails, where the latency
 /// limits look, are drawn exactly), a normal approximation for large means
 /// (bulk buckets, where only the total matters).
-pub fn binomial<R: Rng>(n: u64, p: f64, rng: &mut R) -> u64 {
+pub(super) fn binomial<R: Rng>(n: u64, p: f64, rng: &mut R) -> u64 {
     if n == 0 || p <= 0.0 {
         return 0;
     }

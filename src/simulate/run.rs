@@ -102,7 +102,7 @@ fn poisson(mean: f64) -> Option<Poisson<f64>> {
     (mean > 0.0).then(|| Poisson::new(mean).ok()).flatten()
 }
 
-pub fn run(sc: &Scenario, seed: u64) -> RunResult {
+pub(super) fn run(sc: &Scenario, seed: u64) -> RunResult {
     let mut rng = SmallRng::seed_from_u64(seed);
     let dt = sc.analysis.interval.get().as_secs_f64();
     let ticks = (sc.duration_s / dt).ceil() as u64;

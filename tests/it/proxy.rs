@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use bytes::Bytes;
-use canary_proxy::controller::Command;
+use canary_proxy::Command;
 use canary_proxy::Role;
 use futures_util::{stream, StreamExt};
 use http::{Request, Response, StatusCode};

@@ -4,7 +4,7 @@ use crate::Phase;
 /// In the order a driver should carry them out: windows, snapshot and gauges
 /// (so an abort reaches the request path first), abort counter, state, events.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Effects {
+pub(crate) struct Effects {
     /// The effective `analysis.interval` or `window` changed: new windows.
     pub rebuild_windows: bool,
     /// The canary's figures start over (retry, a new canary version).
@@ -21,7 +21,8 @@ pub struct Effects {
 }
 
 impl Effects {
-    pub fn kinds(&self) -> Vec<&'static str> {
+    #[cfg(test)]
+    pub(crate) fn kinds(&self) -> Vec<&'static str> {
         self.events.iter().map(|n| n.kind).collect()
     }
 }
@@ -29,7 +30,7 @@ impl Effects {
 /// One event, with the state as it was when it happened (a walk through
 /// several steps reports each step's own weight).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// One of `config::EVENT_KINDS`.
     pub kind: &'static str,
     pub message: String,

@@ -19,9 +19,9 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-pub use effects::{Effects, Notice};
-pub use rejection::Rejection;
-pub use restore::Unfit;
+pub(crate) use effects::{Effects, Notice};
+pub(crate) use rejection::Rejection;
+pub(crate) use restore::Unfit;
 
 use super::plan::Plan;
 use super::state_file::State;
@@ -34,7 +34,7 @@ use std::time::Duration;
 
 /// What the machine takes from the config file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The canary version: it names the rollout, and a new one starts over.
     pub version: String,
     /// The global analysis block; step overrides merge over it.
@@ -46,7 +46,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(c: &Config) -> Settings {
+    pub(crate) fn from_config(c: &Config) -> Settings {
         Settings {
             version: c
                 .upstreams
@@ -64,7 +64,7 @@ impl Settings {
 /// The rollout's own state, without evidence. The phase is derived from it
 /// (see [`Machine::phase`]), so the two can never disagree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rollout {
+pub(crate) struct Rollout {
     pub weight_bp: u32,
     pub abort: bool,
     /// Why it aborted; empty otherwise.
@@ -74,7 +74,7 @@ pub struct Rollout {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// The operator owns the weight; the guard runs while it is above 0.
     /// `after_plan`: a plan completed and the operator then set the weight,
     /// so the plan's last analysis override stays in force until a retry.
@@ -84,7 +84,7 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Position {
+pub(crate) struct Position {
     /// 0-based index of the step being waited on (a pause or a gate); the
     /// plan's length once it has finished. Events count from 1 ("step i+1/n").
     pub index: usize,
@@ -106,7 +106,7 @@ impl Position {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OnResume {
+pub(crate) enum OnResume {
     /// Finish the current step (an operator paused a timed pause or a gate).
     Continue,
     /// Go on with the next step (`pause: {}`, `PUT weight`, an inconclusive gate).
@@ -115,7 +115,7 @@ pub enum OnResume {
 
 /// The evidence of one tick, as the driver measured it.
 #[derive(Debug, Clone, Default)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// Weighted canary requests since the previous tick.
     pub canary_tick: Reading,
     /// Weighted canary and stable requests over `analysis.window`.
@@ -127,7 +127,7 @@ pub struct Observation {
 
 /// An admin command, already validated as input (a weight in 0..=100).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     SetWeight(f64),
     Promote { full: bool },
     Abort,
@@ -137,7 +137,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone)]
-pub enum Input {
+pub(crate) enum Input {
     Tick(Observation),
     Command(Command),
     /// A reloaded config (`source` names it in the event).
@@ -149,7 +149,7 @@ pub enum Input {
 
 /// Why the guard is not judging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuardOff {
+pub(crate) enum GuardOff {
     Aborted,
     WeightZero,
     /// The plan finished at 100%: the canary is the new version.
@@ -157,7 +157,7 @@ pub enum GuardOff {
 }
 
 impl GuardOff {
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             GuardOff::Aborted => "aborted",
             GuardOff::WeightZero => "weight 0",
@@ -168,7 +168,7 @@ impl GuardOff {
 
 /// An analysis gate in progress, for the status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GateStatus {
+pub(crate) struct GateStatus {
     pub elapsed_ms: u64,
     pub duration_ms: u64,
     pub timeout_ms: u64,
@@ -210,7 +210,7 @@ impl Evidence {
     }
 }
 
-pub struct Machine {
+pub(crate) struct Machine {
     settings: Settings,
     rollout: Rollout,
     evidence: Evidence,
@@ -240,7 +240,7 @@ impl Machine {
     }
 
     /// One input. A rejected command or config change changes nothing.
-    pub fn handle(&mut self, input: Input, now: Duration) -> Result<Effects, Rejection> {
+    pub(crate) fn handle(&mut self, input: Input, now: Duration) -> Result<Effects, Rejection> {
         let before = self.observed();
         let mut fx = Effects::default();
         match input {
@@ -256,19 +256,19 @@ impl Machine {
 
     // ---- reading the state ---------------------------------------------
 
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
 
-    pub fn rollout(&self) -> &Rollout {
+    pub(crate) fn rollout(&self) -> &Rollout {
         &self.rollout
     }
 
-    pub fn plan(&self) -> Option<&Plan> {
+    pub(crate) fn plan(&self) -> Option<&Plan> {
         self.settings.plan.as_ref()
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         if self.rollout.abort {
             return Phase::Degraded;
         }
@@ -280,24 +280,24 @@ impl Machine {
         }
     }
 
-    pub fn weight_bp(&self) -> u32 {
+    pub(crate) fn weight_bp(&self) -> u32 {
         self.rollout.weight_bp
     }
 
-    pub fn weight(&self) -> f64 {
+    pub(crate) fn weight(&self) -> f64 {
         config::bp_to_weight(self.rollout.weight_bp)
     }
 
-    pub fn aborted(&self) -> bool {
+    pub(crate) fn aborted(&self) -> bool {
         self.rollout.abort
     }
 
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.rollout.message
     }
 
     /// The plan position (0-based); `None` in manual mode.
-    pub fn step_index(&self) -> Option<usize> {
+    pub(crate) fn step_index(&self) -> Option<usize> {
         match &self.rollout.mode {
             Mode::Plan(p) => Some(p.index),
             Mode::Manual { .. } => None,
@@ -305,27 +305,27 @@ impl Machine {
     }
 
     /// `true` exactly when the phase is `Paused`.
-    pub fn paused(&self) -> bool {
+    pub(crate) fn paused(&self) -> bool {
         self.phase() == Phase::Paused
     }
 
-    pub fn manual(&self) -> bool {
+    pub(crate) fn manual(&self) -> bool {
         matches!(self.rollout.mode, Mode::Manual { .. })
     }
 
     /// The analysis in force (global block and step override).
-    pub fn analysis(&self) -> &Analysis {
+    pub(crate) fn analysis(&self) -> &Analysis {
         &self.analysis
     }
 
     /// The last check of the always-on guard and when it was made.
-    pub fn verdict(&self) -> Option<(&Verdict, Duration)> {
+    pub(crate) fn verdict(&self) -> Option<(&Verdict, Duration)> {
         let e = &self.evidence;
         e.verdict.as_ref().map(|v| (v, e.verdict_at))
     }
 
     /// `None` while the guard judges every tick.
-    pub fn guard_off(&self) -> Option<GuardOff> {
+    pub(crate) fn guard_off(&self) -> Option<GuardOff> {
         let r = &self.rollout;
         if r.abort {
             return Some(GuardOff::Aborted);
@@ -342,7 +342,7 @@ impl Machine {
         }
     }
 
-    pub fn gate(&self, now: Duration) -> Option<GateStatus> {
+    pub(crate) fn gate(&self, now: Duration) -> Option<GateStatus> {
         let (Mode::Plan(p), Some(g)) = (&self.rollout.mode, &self.evidence.gate) else {
             return None;
         };
@@ -358,7 +358,7 @@ impl Machine {
     }
 
     /// The state file's record of this state.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         State {
             version: self.settings.version.clone(),
             phase: self.phase(),

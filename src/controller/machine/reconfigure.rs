@@ -6,7 +6,7 @@ use std::time::Duration;
 impl Machine {
     /// Whether `new` may replace the running settings (checked before the
     /// driver applies anything else of the new config).
-    pub fn admits(&self, new: &Settings) -> Result<(), Rejection> {
+    pub(crate) fn admits(&self, new: &Settings) -> Result<(), Rejection> {
         let running = match &self.rollout.mode {
             Mode::Plan(p) => !self.finished(p) && !self.rollout.abort,
             Mode::Manual { .. } => false,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Why a saved state cannot be restored (the rollout then starts fresh).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Unfit {
+pub(crate) enum Unfit {
     #[error("it is for canary version {saved}, not {configured}")]
     OtherVersion { saved: String, configured: String },
     #[error(transparent)]
@@ -18,7 +18,7 @@ pub enum Unfit {
 impl Machine {
     /// A new rollout: a plan starts at step 0, manual mode at
     /// `routing.canary_weight`.
-    pub fn start(settings: Settings, now: Duration) -> (Machine, Effects) {
+    pub(crate) fn start(settings: Settings, now: Duration) -> (Machine, Effects) {
         let mut m = Machine::blank(settings);
         let before = m.observed();
         let mut fx = Effects::default();
@@ -43,7 +43,7 @@ impl Machine {
     /// canary stays aborted at weight 0; a held plan stays held at its step
     /// (`resume` then goes on with the next step); a timed pause or a gate
     /// starts over, its evidence having been in memory.
-    pub fn restore(
+    pub(crate) fn restore(
         settings: Settings,
         saved: &State,
         now: Duration,
