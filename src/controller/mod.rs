@@ -61,7 +61,14 @@ pub enum CallError {
     Stopped,
 }
 
-type Request = (Command, oneshot::Sender<Result<Value, CallError>>);
+/// What reaches the actor: a command, or a reload whose file was already read
+/// and validated off the runtime (a large config takes seconds to check).
+enum Msg {
+    Command(Command),
+    Reload(Box<Result<Config, String>>),
+}
+
+type Request = (Msg, oneshot::Sender<Result<Value, CallError>>);
 
 /// Per-version sliding windows `[stable, canary]`. Owned by the controller;
 /// the mutex is shared only with `/v1/metrics` reads (never the request path).
@@ -74,6 +81,7 @@ type SharedHistory = Arc<Mutex<History>>;
 #[derive(Clone)]
 pub struct ControllerHandle {
     tx: mpsc::Sender<Request>,
+    config_path: Option<Arc<PathBuf>>,
     view: Arc<ArcSwap<StatusView>>,
     windows: SharedWindows,
     history: SharedHistory,
@@ -81,9 +89,23 @@ pub struct ControllerHandle {
 
 impl ControllerHandle {
     pub async fn call(&self, cmd: Command) -> Result<Value, CallError> {
+        let msg = match cmd {
+            Command::Reload => {
+                let path = self.config_path.clone().ok_or(CallError::NoConfigFile)?;
+                // Parsing and validation run on the blocking pool, never on a
+                // worker that serves requests.
+                let parsed = tokio::task::spawn_blocking(move || {
+                    config::load(&path).map_err(|e| e.messages().join("; "))
+                })
+                .await
+                .map_err(|_| CallError::Stopped)?;
+                Msg::Reload(Box::new(parsed))
+            }
+            cmd => Msg::Command(cmd),
+        };
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send((cmd, tx))
+            .send((msg, tx))
             .await
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)?
@@ -128,6 +150,7 @@ pub(crate) fn spawn(
     let history = Arc::new(Mutex::new(History::new(unix_ms(origin.1))));
     let handle = ControllerHandle {
         tx,
+        config_path: config_path.clone().map(Arc::new),
         view: view.clone(),
         windows: windows.clone(),
         history: history.clone(),
@@ -145,8 +168,11 @@ pub(crate) fn spawn(
             tokio::select! {
                 _ = ticker.tick() => ctl.tick(),
                 req = rx.recv() => match req {
-                    Some((cmd, reply)) => {
-                        let r = ctl.command(cmd);
+                    Some((msg, reply)) => {
+                        let r = match msg {
+                            Msg::Command(cmd) => ctl.command(cmd),
+                            Msg::Reload(parsed) => ctl.reload(*parsed),
+                        };
                         let _ = reply.send(r);
                     }
                     None => break,
@@ -515,13 +541,17 @@ impl Ctl {
             Command::Retry => M::Retry,
             Command::Pause => M::Pause,
             Command::Resume => M::Resume,
-            Command::Reload => return self.reload(),
+            // The handle reads the file first and sends `Msg::Reload`.
+            Command::Reload => {
+                return Err(CallError::Config("reload without a parsed file".into()))
+            }
         };
         self.feed(Input::Command(cmd))?;
         self.reply()
     }
 
-    fn reload(&mut self) -> Result<Value, CallError> {
+    /// Applies a config file read and validated by the caller (`parsed`).
+    fn reload(&mut self, parsed: Result<Config, String>) -> Result<Value, CallError> {
         let Some(path) = self.config_path.clone() else {
             return Err(CallError::NoConfigFile);
         };
@@ -529,8 +559,7 @@ impl Ctl {
             tracing::error!("reload: {msg}");
             CallError::Config(msg)
         };
-        let new = config::load(&path)
-            .map_err(|e| refuse(format!("config rejected: {}", e.messages().join("; "))))?;
+        let new = parsed.map_err(|e| refuse(format!("config rejected: {e}")))?;
         let settings = Settings::from_config(&new);
         let mut errs = reload::restart_only(&self.config, &new);
         if let Err(r) = self.machine.admits(&settings) {

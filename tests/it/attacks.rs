@@ -139,3 +139,59 @@ async fn a_web_page_cannot_drive_the_admin_api() {
     );
     app.shutdown().await;
 }
+
+/// A 100k-endpoint config takes seconds to parse and validate (in a debug
+/// build). A reload reads it on the blocking pool: on a current-thread
+/// runtime (`workers: 1`), requests keep flowing meanwhile.
+#[tokio::test]
+async fn a_huge_config_reload_does_not_stall_requests() {
+    let (stable, canary) = stable_canary().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let base = yaml("")
+        .replace("{stable}", &stable.url())
+        .replace("{canary}", &canary.url());
+    let app = start_from_file(&base, &path).await;
+    // The canary (weight 0, no health check: never contacted) gets 100k endpoints.
+    let many: Vec<String> = (0..100_000u32)
+        .map(|i| {
+            format!(
+                "\"http://127.{}.{}.{}:9\"",
+                1 + i / 65536,
+                (i / 256) % 256,
+                i % 256
+            )
+        })
+        .collect();
+    let huge = yaml("").replace("{stable}", &stable.url()).replace(
+        "endpoints: [\"{canary}\"]",
+        &format!("endpoints: [{}]", many.join(", ")),
+    );
+    std::fs::write(&path, huge).unwrap();
+
+    let controller = app.controller.clone();
+    let started = Instant::now();
+    let reload = tokio::spawn(async move { controller.call(canary_proxy::Command::Reload).await });
+    let c = TestClient::new();
+    let (mut served, mut slowest) = (0, Duration::ZERO);
+    while !reload.is_finished() {
+        let t = Instant::now();
+        assert_eq!(c.get(app.proxy_addr, "/").await.unwrap().status, 200);
+        slowest = slowest.max(t.elapsed());
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    reload.await.unwrap().expect("the huge config is valid");
+    println!("reload took {took:?}; {served} requests meanwhile, slowest {slowest:?}");
+    assert!(served > 0);
+    assert!(
+        slowest < Duration::from_millis(500) || slowest < took / 4,
+        "a request waited {slowest:?} during a {took:?} reload"
+    );
+    assert_eq!(
+        app.snapshot().backends[1].endpoints.endpoints.len(),
+        100_000
+    );
+    app.shutdown().await;
+}
