@@ -12,6 +12,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod judge;
+pub mod log_limit;
 pub mod proxy;
 pub mod routing;
 pub mod simulate;

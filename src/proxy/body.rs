@@ -1,6 +1,6 @@
 //! Response bodies and the per-request recorder: exactly one `Outcome` per
 //! request, written when the response body ends, fails, or is dropped.
-use super::conn_io::Busy;
+use super::conn_io::{Busy, Waiting};
 use crate::telemetry::{Outcome, VersionStats};
 use crate::upstream::{BodyError, UpstreamResponseBody};
 use bytes::Bytes;
@@ -97,6 +97,11 @@ pub struct ProxyBody {
     recorder: Option<Recorder>,
     /// Keeps the connection marked busy until the body is done (see `conn_io`).
     busy: Option<Busy>,
+    /// h2 only: marks the stretches in which this body waits for the client
+    /// (handed to hyper, or a frame handed out, and not polled since), for
+    /// the connection's `timeouts.send` watchdog (see `conn_io`). `None` on
+    /// HTTP/1.1, where the write deadline covers a client that stops reading.
+    waiting: Option<Waiting>,
 }
 
 impl ProxyBody {
@@ -105,6 +110,7 @@ impl ProxyBody {
             inner: Inner::Upstream(body),
             recorder,
             busy: None,
+            waiting: None,
         };
         b.finish_if_ended();
         b
@@ -116,6 +122,7 @@ impl ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             recorder,
             busy: None,
+            waiting: None,
         };
         b.finish_if_ended();
         b
@@ -125,8 +132,15 @@ impl ProxyBody {
         Self::text(Bytes::new(), recorder)
     }
 
-    pub fn with_busy(mut self, busy: Busy) -> Self {
+    /// Hands the body to hyper: the connection stays busy until it is done,
+    /// and (h2) it waits for the client until hyper first polls it.
+    pub fn handed_over(mut self, busy: Busy, waiting: Option<Waiting>) -> Self {
         self.busy = Some(busy);
+        self.waiting = waiting;
+        let ended = self.is_end_stream();
+        if let (Some(w), false) = (&mut self.waiting, ended) {
+            w.begin();
+        }
         self
     }
 
@@ -153,6 +167,9 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(w) = &mut this.waiting {
+            w.end();
+        }
         let res: Option<Result<Frame<Bytes>, BodyError>> = match &mut this.inner {
             Inner::Upstream(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -173,6 +190,8 @@ impl Body for ProxyBody {
             Some(Ok(_)) => {
                 if this.is_end_stream() {
                     this.ended();
+                } else if let Some(w) = &mut this.waiting {
+                    w.begin();
                 }
             }
         }

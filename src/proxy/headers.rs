@@ -103,6 +103,47 @@ pub fn set_forwarded(
     }
 }
 
+/// A `Host` value (or a request target's authority) fit to forward: an
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2), not empty, no user info, no
+/// whitespace or delimiters of a path. Allocates nothing.
+pub fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = match v.first() {
+        None => return false,
+        Some(b'[') => match v.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inner = &v[1..end];
+                let ip_literal = !inner.is_empty()
+                    && inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ip_literal {
+                    return false;
+                }
+                (&v[..=end], &v[end + 1..])
+            }
+            None => return false,
+        },
+        Some(_) => {
+            let split = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+            let (host, port) = v.split_at(split);
+            let reg_name = !host.is_empty()
+                && host
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+            if !reg_name {
+                return false;
+            }
+            (host, port)
+        }
+    };
+    debug_assert!(!host.is_empty());
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 /// Keeps a client's `x-request-id` or generates one.
 pub fn ensure_request_id(headers: &mut HeaderMap) {
     let present = headers
@@ -153,6 +194,38 @@ mod tests {
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "a-b_c.d~e",
+            "x:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "user@example.com",
+            "exa mple.com",
+            "example.com/path",
+            "example.com:80:80",
+            "example.com:123456",
+            "example.com:8o",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a\tb",
+            "ex\"ample",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

@@ -107,6 +107,7 @@ async fn probe(client: &VersionClient, e: &Arc<Endpoint>, hc: &HealthCheck) -> b
     let attempt = Attempt {
         deadline,
         give_back: false,
+        probe: true,
     };
     let exchange = async {
         let req = UpstreamRequest::bodiless(req.into_parts().0);

@@ -1,13 +1,17 @@
 //! The accept loop every listener shares (proxy, TLS, admin): a connection
 //! cap, back-off on accept errors such as `EMFILE` (never a spin), and a
 //! graceful drain bounded by `timeouts.drain` when shutdown is signalled.
+//!
+//! A connection's slot (its semaphore permit) is handed to the connection
+//! itself ([`spawn_with`]), so whatever outlives hyper's connection future —
+//! an upgraded WebSocket tunnel — keeps the slot until it ends.
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Pause after a failed accept: out of descriptors (`EMFILE`/`ENFILE`) or
@@ -23,11 +27,41 @@ pub fn spawn<F, Fut>(
     listener: TcpListener,
     connections: Arc<Semaphore>,
     drain: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     serve: F,
 ) -> JoinHandle<()>
 where
     F: Fn(TcpStream, SocketAddr, Watcher) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    spawn_with(
+        what,
+        listener,
+        connections,
+        drain,
+        shutdown,
+        move |stream, peer, watcher, permit| {
+            let conn = serve(stream, peer, watcher);
+            async move {
+                let _permit = permit;
+                conn.await
+            }
+        },
+    )
+}
+
+/// Like [`spawn`], but `serve` gets the connection's permit and decides how
+/// long it is held (at least as long as its future runs).
+pub fn spawn_with<F, Fut>(
+    what: &'static str,
+    listener: TcpListener,
+    connections: Arc<Semaphore>,
+    drain: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    serve: F,
+) -> JoinHandle<()>
+where
+    F: Fn(TcpStream, SocketAddr, Watcher, OwnedSemaphorePermit) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
@@ -56,11 +90,7 @@ where
                 }
             };
             let _ = stream.set_nodelay(true);
-            let conn = serve(stream, peer, graceful.watcher());
-            conns.spawn(async move {
-                let _permit = permit;
-                conn.await
-            });
+            conns.spawn(serve(stream, peer, graceful.watcher(), permit));
         }
         drop(listener);
         if tokio::time::timeout(drain, graceful.shutdown())

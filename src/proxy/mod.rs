@@ -20,24 +20,35 @@ use crate::snapshot::Live;
 use conn_io::Activity;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
-/// What the request path knows about the client connection.
+/// What the request path knows about the client connection. Shared (`Arc`)
+/// by hyper's connection and any tunnel it upgrades into: the connection's
+/// `limits.max_connections` slot is released when the last of them ends.
 pub struct ConnCtx {
     /// `http` or `https`: the `X-Forwarded-Proto` this proxy saw.
     pub proto: &'static str,
     pub activity: Arc<Activity>,
     /// The peer's IP as a header value, formatted once per connection for `X-Forwarded-For`.
     pub peer_value: http::HeaderValue,
+    /// This connection's slot of `limits.max_connections`.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ConnCtx {
-    pub fn new(peer: SocketAddr, proto: &'static str, activity: Arc<Activity>) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        proto: &'static str,
+        activity: Arc<Activity>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
         ConnCtx {
             proto,
             activity,
             peer_value,
+            _slot: slot,
         }
     }
 }

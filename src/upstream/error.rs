@@ -15,6 +15,9 @@ pub enum ErrorKind {
     /// No connection could be made (refused, `timeouts.connect`, TLS
     /// handshake): nothing was sent, so a retry is safe.
     Connect,
+    /// The endpoint has `max_connections` connections in use: nothing was
+    /// sent, so another endpoint may take the request.
+    Limit,
     /// The response head did not arrive before the deadline.
     Timeout,
     /// The connection failed after the request was handed to it (reset,
@@ -27,6 +30,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NoEndpoint => "no healthy endpoint",
             ErrorKind::Connect => "connect failed",
+            ErrorKind::Limit => "upstream connection limit reached",
             ErrorKind::Timeout => "timed out waiting for the response head",
             ErrorKind::Upstream => "upstream failed after the request was sent",
         }
@@ -87,6 +91,16 @@ impl UpstreamError {
         }
     }
 
+    /// The endpoint is at its connection cap; the request comes back whole.
+    pub(super) fn limit(endpoint: &Arc<Endpoint>, request: UpstreamRequest) -> Self {
+        UpstreamError {
+            kind: ErrorKind::Limit,
+            endpoint: Some(endpoint.clone()),
+            cause: None,
+            request: Some(Box::new(request)),
+        }
+    }
+
     pub(super) fn timeout(endpoint: &Arc<Endpoint>) -> Self {
         UpstreamError {
             kind: ErrorKind::Timeout,
@@ -117,7 +131,7 @@ impl UpstreamError {
     /// Nothing of the request reached an upstream: sending it again cannot
     /// apply it twice, whatever its method.
     pub fn is_retry_safe(&self) -> bool {
-        self.kind == ErrorKind::Connect
+        matches!(self.kind, ErrorKind::Connect | ErrorKind::Limit)
     }
 
     /// The request back, to send again: `Ok` when a retry is safe and the

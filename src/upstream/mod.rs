@@ -12,19 +12,19 @@
 //!   request bodies streamed while the response comes back, upgrades).
 //!
 //! `endpoints` holds each version's endpoints: health flags, idle
-//! connections, and the limiter of their failure log lines (`log_limit`).
+//! connections, connection caps, and the limiter of their failure log lines
+//! (`crate::log_limit`).
 pub mod client;
 pub mod endpoints;
 mod error;
 pub mod h1;
-pub mod log_limit;
 pub mod pool;
 
 pub use error::{ErrorKind, UpstreamError};
 
 use bytes::Bytes;
 use client::VersionClient;
-use endpoints::Endpoint;
+use endpoints::{ConnPermit, Endpoint};
 use http::request;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
@@ -76,26 +76,40 @@ pub struct Attempt {
     /// them back); on hyper's client, which consumes the request, it costs a
     /// copy of the head and a reclaimable body.
     pub give_back: bool,
+    /// A health probe: not refused at the endpoint's `max_connections` (a
+    /// saturated endpoint is not a dead one), though still counted.
+    pub probe: bool,
 }
 
 /// Sends `req` to `endpoint`: bodiless non-upgrade requests to a plain-http
 /// endpoint through our codec and pool, everything else through the
 /// version's hyper client. The connect timeout and idle timeout are the
-/// client's settings, for both.
+/// client's settings, for both. An endpoint at its `max_connections` refuses
+/// the request before anything is sent (`ErrorKind::Limit`, request given
+/// back); the permit taken here lives in the response body.
 pub async fn send(
     client: &VersionClient,
     endpoint: &Arc<Endpoint>,
     req: UpstreamRequest,
     attempt: Attempt,
 ) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
+    let permit = if attempt.probe {
+        endpoint.acquire_always()
+    } else {
+        match endpoint.acquire() {
+            Ok(p) => p,
+            Err(()) => return Err(UpstreamError::limit(endpoint, req)),
+        }
+    };
     if req.body.is_none() && !req.upgrade && endpoint.is_plain_http() {
-        let sent = pool::send(endpoint, req.head, &client.settings);
+        let sent = pool::send(endpoint, req.head, &client.settings, permit);
         return match tokio::time::timeout_at(attempt.deadline, sent).await {
             Ok(r) => r.map(|resp| resp.map(UpstreamResponseBody::H1)),
             Err(_) => Err(UpstreamError::timeout(endpoint)),
         };
     }
-    client::send(client, endpoint, req, attempt).await
+    let resp = client::send(client, endpoint, req, attempt).await?;
+    Ok(resp.map(|b| UpstreamResponseBody::Client(b, permit)))
 }
 
 /// A failed response body (the upstream broke off mid-body).
@@ -107,8 +121,18 @@ pub enum UpstreamResponseBody {
     /// Read off a pooled connection by our codec; the connection goes back
     /// to the pool once the body has ended.
     H1(pool::ResponseBody),
-    /// From hyper's client.
-    Client(Incoming),
+    /// From hyper's client, with the endpoint's connection permit (if capped).
+    Client(Incoming, Option<ConnPermit>),
+}
+
+impl UpstreamResponseBody {
+    /// The connection permit, for an upgraded tunnel to hold while it lives.
+    pub fn take_permit(&mut self) -> Option<ConnPermit> {
+        match self {
+            UpstreamResponseBody::H1(b) => b.take_permit(),
+            UpstreamResponseBody::Client(_, p) => p.take(),
+        }
+    }
 }
 
 impl Body for UpstreamResponseBody {
@@ -122,7 +146,7 @@ impl Body for UpstreamResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             UpstreamResponseBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            UpstreamResponseBody::Client(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamResponseBody::Client(b, _) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
     }
 
@@ -130,7 +154,7 @@ impl Body for UpstreamResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamResponseBody::H1(b) => b.is_end_stream(),
-            UpstreamResponseBody::Client(b) => b.is_end_stream(),
+            UpstreamResponseBody::Client(b, _) => b.is_end_stream(),
         }
     }
 
@@ -138,7 +162,7 @@ impl Body for UpstreamResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamResponseBody::H1(b) => b.size_hint(),
-            UpstreamResponseBody::Client(b) => b.size_hint(),
+            UpstreamResponseBody::Client(b, _) => b.size_hint(),
         }
     }
 }
