@@ -5,10 +5,12 @@
 //! A connection's slot (its semaphore permit) is handed to the connection
 //! itself ([`spawn_with`]), so whatever outlives hyper's connection future —
 //! an upgraded WebSocket tunnel — keeps the slot until it ends.
+use crate::log_limit::LogLimiter;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -17,6 +19,10 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Pause after a failed accept: out of descriptors (`EMFILE`/`ENFILE`) or
 /// memory, retrying at once would only spin on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// One WARN line a second at most for failed accepts (every 50 ms while out
+/// of descriptors), saying how many were held back.
+static ACCEPT_LOG: LazyLock<LogLimiter> = LazyLock::new(|| LogLimiter::new(Duration::from_secs(1)));
 
 /// Accepts on `listener` while a permit of `connections` is free (the permit
 /// is held for the connection's life), hands each connection to `serve` with
@@ -84,7 +90,9 @@ where
             let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(listener = what, error = %e, "accept failed; backing off");
+                    if let Some(suppressed) = ACCEPT_LOG.admit() {
+                        tracing::warn!(listener = what, error = %e, suppressed, "accept failed; backing off");
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }

@@ -1,6 +1,10 @@
 //! Attacks on the limits: each test runs the attack and shows that a normal
 //! client keeps getting answers meanwhile.
 use crate::support::*;
+use canary_proxy::Role;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -137,5 +141,283 @@ async fn a_web_page_cannot_drive_the_admin_api() {
         lower.contains("content-security-policy: default-src 'none'"),
         "{page}"
     );
+    app.shutdown().await;
+}
+
+/// A normal client beside an attack: GET / every 20 ms over one keep-alive
+/// HTTP/1.1 connection pool, counting the answers.
+struct Bystander {
+    ok: Arc<AtomicUsize>,
+    other: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bystander {
+    fn start(addr: SocketAddr) -> Bystander {
+        let ok = Arc::new(AtomicUsize::new(0));
+        let other = Arc::new(Mutex::new(Vec::new()));
+        let (o, x) = (ok.clone(), other.clone());
+        let task = tokio::spawn(async move {
+            let c = TestClient::new();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), c.get(addr, "/")).await {
+                    Ok(Ok(r)) if r.status == 200 => {
+                        o.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(Ok(r)) => x.lock().unwrap().push(format!("status {}", r.status)),
+                    Ok(Err(e)) => x.lock().unwrap().push(e),
+                    Err(_) => x.lock().unwrap().push("no answer within 3 s".into()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Bystander { ok, other, task }
+    }
+
+    /// Stops and asserts it got only 200s, at least `min` of them.
+    fn check(self, min: usize) {
+        self.task.abort();
+        let other = self.other.lock().unwrap();
+        let ok = self.ok.load(Ordering::SeqCst);
+        assert!(
+            other.is_empty(),
+            "the normal client got {other:?} ({ok} × 200)"
+        );
+        assert!(ok >= min, "the normal client got only {ok} answers");
+    }
+}
+
+/// Opens an h2c connection whose every stream has a flow-control window of 0
+/// and keeps up to `streams` requests for `path` open on it (new ones as the
+/// server lets it). Resolves when the proxy closes the connection.
+async fn h2_window_zero_client(addr: SocketAddr, path: &'static str, streams: usize) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let opener = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..streams {
+            send = match send.ready().await {
+                Ok(s) => s,
+                Err(_) => break,
+            };
+            let req = http::Request::get(format!("http://{addr}{path}"))
+                .body(())
+                .unwrap();
+            match send.send_request(req, true) {
+                Ok((resp, _)) => held.push(resp),
+                Err(_) => break,
+            }
+        }
+        std::future::pending::<()>().await;
+        drop(held);
+    });
+    let _ = conn.await;
+    opener.abort();
+}
+
+/// Polls `probe` every 10 ms for `within`; returns its largest value.
+async fn peak(within: Duration, probe: impl Fn() -> usize) -> usize {
+    let end = Instant::now() + within;
+    let mut max = 0;
+    while Instant::now() < end {
+        max = max.max(probe());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    max
+}
+
+/// The h2 fan-out: connections × streams for a 64 MiB body with the window
+/// at 0, so no byte is ever taken. Each stream holds an upstream connection;
+/// `limits.max_h2_streams` bounds how many per client connection, and
+/// `timeouts.send` releases them all: the stalled connection is closed
+/// between `send` and 1.25 × `send` after its streams stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_stalled_at_window_zero_are_bounded_and_released_after_send() {
+    const CONNS: usize = 4;
+    const STREAMS: usize = 16;
+    let big = Arc::new(AtomicUsize::new(0));
+    let b = big.clone();
+    let stable = TestServer::named("stable")
+        .route("/big", move |_| {
+            let r = resp::stream_bytes(64 << 20, &b);
+            async move { r }
+        })
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let send = Duration::from_millis(1500);
+    let app = start_proxy(
+        &yaml(&format!(
+            "timeouts: {{ send: 1500ms }}\nlimits: {{ max_h2_streams: {STREAMS} }}"
+        )),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let normal = Bystander::start(app.proxy_addr);
+    let started = Instant::now();
+    let attackers: Vec<_> = (0..CONNS)
+        .map(|_| tokio::spawn(h2_window_zero_client(app.proxy_addr, "/big", 200)))
+        .collect();
+    // Every allowed stream gets its upstream connection, and no more.
+    // (`big`: upstream responses alive, each on its own upstream connection.)
+    let held = peak(send / 2, || big.load(Ordering::SeqCst)).await;
+    println!(
+        "h2 fan-out: {CONNS} connections × 200 streams asked → {held} upstream connections open"
+    );
+    assert!(
+        held >= CONNS * STREAMS / 2,
+        "the attack did not take hold: {held} upstream connections"
+    );
+    assert!(
+        held <= CONNS * STREAMS + 2,
+        "{held} upstream connections for {CONNS} h2 connections of {STREAMS} streams"
+    );
+    // Still held just before `send`: the release is the send timeout's doing.
+    let before = big.load(Ordering::SeqCst);
+    assert!(before >= CONNS * STREAMS / 2, "released early: {before}");
+    // ... and released by send × 1.25 plus a margin for a busy machine.
+    for a in attackers {
+        tokio::time::timeout(send * 2 + Duration::from_secs(2), a)
+            .await
+            .expect("the stalled h2 connection was closed")
+            .unwrap();
+    }
+    let closed = started.elapsed();
+    println!("h2 fan-out: stalled connections closed after {closed:?} (send {send:?})");
+    assert!(closed >= send, "{closed:?}");
+    settle(
+        Duration::from_secs(2),
+        "upstream connections released",
+        || big.load(Ordering::SeqCst),
+        |n| *n == 0,
+    )
+    .await;
+    normal.check(10);
+    app.shutdown().await;
+}
+
+/// The HTTP/1.1 form: a client asks for a 64 MiB streaming response and never
+/// reads. Once the socket buffers are full, the write waits; after
+/// `timeouts.send` without a successful write the connection is closed and
+/// the upstream connection released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_client_that_never_reads_is_cut_off_after_send() {
+    let big = Arc::new(AtomicUsize::new(0));
+    let b = big.clone();
+    let stable = TestServer::named("stable")
+        .route("/big", move |_| {
+            let r = resp::stream_bytes(64 << 20, &b);
+            async move { r }
+        })
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let send = Duration::from_secs(1);
+    let app = start_proxy(
+        &yaml("timeouts: { send: 1s }"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let normal = Bystander::start(app.proxy_addr);
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(eventually(Duration::from_secs(2), || big.load(Ordering::SeqCst) == 1).await);
+    // Held while the buffers fill and for `send` after.
+    tokio::time::sleep(send / 2).await;
+    assert_eq!(big.load(Ordering::SeqCst), 1, "released too early");
+    settle(
+        Duration::from_secs(10),
+        "upstream response released",
+        || big.load(Ordering::SeqCst),
+        |n| *n == 0,
+    )
+    .await;
+    let released = started.elapsed();
+    println!("never-reading client cut off after {released:?} (send {send:?})");
+    assert!(released >= send, "{released:?}");
+    // The client's connection is closed: what it can still read ends (EOF or reset).
+    let mut sink = vec![0u8; 1 << 20];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    normal.check(10);
+    app.shutdown().await;
+}
+
+/// HAProxy's `maxconn` per endpoint: with `upstreams.stable.max_connections`
+/// reached, the next request gets a 503 at once (counted as a 503), a request
+/// finds the endpoint that still has room, and everything is served again
+/// once the held requests end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_at_max_connections_answers_503_and_recovers() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let hang = |name: &'static str, release: Arc<tokio::sync::Notify>| {
+        TestServer::named(name).route("/hold", move |_| {
+            let r = release.clone();
+            async move {
+                r.notified().await;
+                resp::text(200, "released")
+            }
+        })
+    };
+    let a = hang("a", release.clone()).start().await;
+    let b = hang("b", release.clone()).start().await;
+    let canary = TestServer::named("canary").start().await;
+    let app = start_proxy(
+        "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nupstreams:\n  stable: { endpoints: [\"{a}\", \"{b}\"], max_connections: 2 }\n  canary: { endpoints: [\"{canary}\"] }\n",
+        &[("a", &a), ("b", &b), ("canary", &canary)],
+    )
+    .await;
+    let addr = app.proxy_addr;
+    // Four requests held: two per endpoint (the second endpoint takes what the first cannot).
+    let held: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(async move { TestClient::new().get(addr, "/hold").await }))
+        .collect();
+    settle(
+        Duration::from_secs(3),
+        "both endpoints full",
+        || (a.hits(), b.hits()),
+        |h| *h == (2, 2),
+    )
+    .await;
+    let t = Instant::now();
+    let r = TestClient::new().get(addr, "/").await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "upstream connection limit reached\n");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(count(&app, Role::Stable, 503), 1);
+    // Over h2 too, and a POST (not retried on connect failure) is refused the same way.
+    let r = TestClient::h2c().get(addr, "/").await.unwrap();
+    assert_eq!(r.status, 503);
+    // The held requests end: the slots are free again.
+    for _ in 0..10 {
+        release.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap().status, 200);
+    }
+    for _ in 0..10 {
+        assert_eq!(TestClient::new().get(addr, "/").await.unwrap().status, 200);
+    }
+    let stats = app.snapshot();
+    for e in &stats.backend(Role::Stable).endpoints.endpoints {
+        assert_eq!(e.in_use(), 0, "{} still counts connections", e.label);
+    }
     app.shutdown().await;
 }
