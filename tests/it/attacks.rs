@@ -421,3 +421,244 @@ async fn an_endpoint_at_max_connections_answers_503_and_recovers() {
     }
     app.shutdown().await;
 }
+
+/// WebSocket tunnels hold their client connection's slot: with
+/// `limits.max_connections: 6`, one keep-alive client and 5 tunnels fill it,
+/// further tunnels wait in the backlog (they used to be uncounted: 300 open
+/// with a limit of 20), the keep-alive client is served meanwhile; tunnels
+/// quiet for `timeouts.tunnel_idle` are closed and free their slots, an
+/// active one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnels_count_against_max_connections_and_close_when_idle() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let stable = TestServer::named("stable")
+        .websocket_echo("/ws")
+        .start()
+        .await;
+    let canary = TestServer::named("canary").start().await;
+    let idle = Duration::from_millis(1500);
+    let app = start_proxy(
+        &yaml("limits: { max_connections: 6 }\ntimeouts: { tunnel_idle: 1500ms }"),
+        &[("stable", &stable), ("canary", &canary)],
+    )
+    .await;
+    let addr = app.proxy_addr;
+    let url = format!("ws://{addr}/ws");
+    // The normal client's keep-alive connection takes the first slot.
+    let mut normal = TcpStream::connect(addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut get = async |s: &mut TcpStream| {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("the keep-alive client is answered")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(get(&mut normal).await.starts_with("HTTP/1.1 200"));
+    // 12 tunnels asked for at once: 5 get through.
+    let opened = Instant::now();
+    let tries: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_millis(700),
+                    tokio_tungstenite::connect_async(url),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut tunnels = Vec::new();
+    for t in tries {
+        if let Ok(Ok((ws, _))) = t.await.unwrap() {
+            tunnels.push(ws);
+        }
+    }
+    assert_eq!(tunnels.len(), 5, "tunnels beyond limits.max_connections");
+    assert!(get(&mut normal).await.starts_with("HTTP/1.1 200"));
+    // One tunnel keeps talking; the other four go quiet and are closed.
+    let mut active = tunnels.pop().unwrap();
+    let chatter = tokio::spawn(async move {
+        for i in 0..35 {
+            active
+                .send(Message::text(format!("ping {i}")))
+                .await
+                .unwrap();
+            let m = active.next().await.unwrap().unwrap();
+            assert_eq!(m.into_text().unwrap().as_str(), format!("ping {i}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        active
+    });
+    for mut ws in tunnels {
+        let end = tokio::time::timeout(idle * 2 + Duration::from_secs(2), ws.next())
+            .await
+            .expect("an idle tunnel is closed");
+        assert!(
+            !matches!(end, Some(Ok(Message::Text(_)))),
+            "unexpected message {end:?}"
+        );
+    }
+    let closed = opened.elapsed();
+    println!("idle tunnels closed {closed:?} after they were asked for (tunnel_idle {idle:?})");
+    assert!(closed >= idle, "{closed:?}");
+    // The active tunnel lived through it all (3.5 s of traffic, > 2 × tunnel_idle).
+    let mut active = chatter.await.unwrap();
+    active.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        active
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "still here"
+    );
+    // The freed slots take new tunnels.
+    for _ in 0..3 {
+        let (mut ws, _) = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio_tungstenite::connect_async(&url),
+        )
+        .await
+        .expect("a freed slot takes a new tunnel")
+        .unwrap();
+        ws.send(Message::text("new")).await.unwrap();
+        assert_eq!(
+            ws.next()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap()
+                .as_str(),
+            "new"
+        );
+    }
+    assert!(get(&mut normal).await.starts_with("HTTP/1.1 200"));
+    app.shutdown().await;
+}
+
+/// RFC 9112 §3.2 on raw sockets: an HTTP/1.1 request without `Host`, with
+/// two, or with an invalid one gets a 400 and reaches no upstream; an
+/// absolute-form target's authority wins over `Host` and is what the
+/// upstream gets as `Host` and `X-Forwarded-Host`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_single_valid_host_get_400() {
+    let (stable, canary) = stable_canary().await;
+    let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
+    let normal = Bystander::start(app.proxy_addr);
+    let bad = [
+        "GET /bad HTTP/1.1\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: a.example\r\nhost: a.example\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: user@a.example\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: a.example/path\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: a.example:http\r\n\r\n",
+        "GET /bad HTTP/1.1\r\nHost: [::1\r\n\r\n",
+        "GET http://user@a.example/bad HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        "GET /bad HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ];
+    for req in bad {
+        let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.0 400"),
+            "{req:?} → {answer:?}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    let reached = stable
+        .requests()
+        .into_iter()
+        .chain(canary.requests())
+        .any(|r| r.path == "/bad");
+    assert!(!reached, "a bad request reached an upstream");
+    // HTTP/1.0 needs no Host.
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    s.write_all(b"GET /ten HTTP/1.0\r\n\r\n").await.unwrap();
+    let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    // Absolute form: the target's authority wins.
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    s.write_all(b"GET http://target.example:8080/abs?q=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = stable.last().unwrap();
+    assert_eq!(seen.path, "/abs");
+    assert_eq!(seen.headers["host"], "target.example:8080");
+    assert_eq!(seen.headers["x-forwarded-host"], "target.example:8080");
+    normal.check(1);
+    app.shutdown().await;
+}
+
+/// Request smuggling: `Content-Length` with `Transfer-Encoding`, in either
+/// order, alone or pipelined behind ordinary requests, gets a 400, the
+/// connection is closed, and nothing of it (nor what is smuggled behind it)
+/// reaches an upstream. hyper alone would let chunked win and forward it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_gets_400_and_closes() {
+    let (stable, canary) = stable_canary().await;
+    let app = start_proxy(&yaml(""), &[("stable", &stable), ("canary", &canary)]).await;
+    let normal = Bystander::start(app.proxy_addr);
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let attacks = [
+        format!("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+    ];
+    for a in &attacks {
+        let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+        s.write_all(a.as_bytes()).await.unwrap();
+        let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{a:?} → {answer:?}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    }
+    let paths = || -> Vec<String> {
+        stable
+            .requests()
+            .into_iter()
+            .chain(canary.requests())
+            .map(|r| r.path)
+            .filter(|p| p != "/") // the normal client's
+            .collect()
+    };
+    assert!(paths().is_empty(), "{:?}", paths());
+    // Pipelined behind a bodiless GET and a Content-Length POST: those two
+    // are answered, the third is refused, nothing after it is read.
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    let pipelined = format!(
+        "GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyPOST /third HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+    );
+    s.write_all(pipelined.as_bytes()).await.unwrap();
+    let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+    let statuses: Vec<&str> = answer.split("HTTP/1.1 ").skip(1).map(|r| &r[..3]).collect();
+    assert_eq!(statuses, ["200", "200", "400"], "{answer}");
+    assert_eq!(paths(), ["/first", "/second"]);
+    // A chunked request alone is forwarded.
+    let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
+    s.write_all(b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_close(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    normal.check(1);
+    app.shutdown().await;
+}
