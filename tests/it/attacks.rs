@@ -662,3 +662,160 @@ async fn content_length_with_transfer_encoding_gets_400_and_closes() {
     normal.check(1);
     app.shutdown().await;
 }
+
+/// Writes a config for the real binary with `stable`/`canary` as upstreams.
+fn binary_config(
+    dir: &std::path::Path,
+    stable: &Upstream,
+    canary: &Upstream,
+) -> std::path::PathBuf {
+    let path = dir.join("proxy.yaml");
+    let text = yaml("")
+        .replace("{stable}", &stable.url())
+        .replace("{canary}", &canary.url());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An h2 rapid-reset storm (CVE-2023-44487): each connection opens streams
+/// and resets them at once until the proxy sends GOAWAY `ENHANCE_YOUR_CALM`.
+/// Each such connection used to write one WARN line (6 MB of log in 12 s);
+/// now the real binary, with its default log filter, writes one line a
+/// second saying how many it held back, and every closed connection is
+/// accounted for. A normal client is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_rapid_reset_storm_writes_one_log_line_a_second() {
+    const STORM: usize = 30;
+    let (stable, canary) = stable_canary().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Binary::start(&binary_config(dir.path(), &stable, &canary), None);
+    let addr = bin.proxy;
+    let normal = Bystander::start(addr);
+    // One abusive connection: resets streams until the proxy closes it.
+    let abuse = move || async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn): (h2::client::SendRequest<bytes::Bytes>, _) =
+            h2::client::handshake(tcp).await.unwrap();
+        let conn = tokio::spawn(conn);
+        for i in 0..5000 {
+            if i % 20 == 0 {
+                // Share the test's runtime with the normal client.
+                tokio::task::yield_now().await;
+            }
+            send = match send.ready().await {
+                Ok(s) => s,
+                Err(_) => break,
+            };
+            let req = http::Request::get(format!("http://{addr}/"))
+                .body(())
+                .unwrap();
+            match send.send_request(req, false) {
+                Ok((_resp, mut stream)) => stream.send_reset(h2::Reason::CANCEL),
+                Err(_) => break,
+            }
+        }
+        let end = tokio::time::timeout(Duration::from_secs(10), conn)
+            .await
+            .expect("the proxy closes an abusive connection")
+            .unwrap();
+        // GOAWAY, then the close: the client may see either first.
+        assert!(end.is_err(), "{end:?}");
+    };
+    let started = Instant::now();
+    let storm: Vec<_> = (0..STORM).map(|_| tokio::spawn(abuse())).collect();
+    for s in storm {
+        s.await.unwrap();
+    }
+    let took = started.elapsed();
+    // A second later one more: its line carries the count held back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    abuse().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let warns = bin.lines_at("WARN");
+    println!(
+        "rapid reset: {} connections in {took:?} → {} WARN lines",
+        STORM + 1,
+        warns.len()
+    );
+    assert!(
+        warns.len() as u64 <= took.as_secs() + 3,
+        "{} lines for {} connections: {warns:#?}",
+        warns.len(),
+        STORM + 1
+    );
+    // Each closed connection is in a line or in a line's count.
+    let mut accounted = 0;
+    for w in &warns {
+        let v: serde_json::Value = serde_json::from_str(w).unwrap();
+        assert_eq!(
+            v["fields"]["message"], "h2 client connection closed for a protocol violation",
+            "{w}"
+        );
+        accounted += 1 + v["fields"]["suppressed"].as_u64().unwrap();
+    }
+    assert_eq!(accounted, STORM as u64 + 1, "{warns:#?}");
+    normal.check(10);
+}
+
+/// Out of descriptors: the real binary under `RLIMIT_NOFILE` 64 with 150
+/// client connections held open. Accept fails with `EMFILE`; the loop backs
+/// off (50 ms) instead of spinning on the error (CPU time stays low), writes
+/// one WARN line a second at most, and serves again once the connections
+/// go away. (No client can be served while every descriptor is taken — the
+/// proxy needs one per upstream connection too — so the normal client here
+/// is the one after the attack.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
+    let (stable, canary) = stable_canary().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Binary::start(&binary_config(dir.path(), &stable, &canary), Some(64));
+    let addr = bin.proxy;
+    assert_eq!(TestClient::new().get(addr, "/").await.unwrap().status, 200);
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Exhausted: accept is failing.
+    let exhausted = eventually(Duration::from_secs(5), || {
+        bin.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("accept failed"))
+    })
+    .await;
+    assert!(
+        exhausted,
+        "no accept failure: {:?}",
+        bin.log.lock().unwrap()
+    );
+    let (cpu0, t0) = (bin.cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu, wall) = (bin.cpu_time() - cpu0, t0.elapsed());
+    let lines = bin
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    println!("EMFILE: {cpu:?} CPU in {wall:?}, {lines} accept-failure lines");
+    assert!(cpu < wall / 4, "spinning: {cpu:?} CPU in {wall:?}");
+    assert!(lines <= 4, "{lines} accept-failure lines in ~2 s");
+    // The attacker leaves: served again.
+    drop(held);
+    let back = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(2), TestClient::new().get(addr, "/")).await
+            {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "not serving after the descriptors came back");
+}
