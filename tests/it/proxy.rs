@@ -262,7 +262,12 @@ async fn bodies_are_streamed_both_ways() {
     drop(_tx);
     send.ready().await.unwrap();
     let resp = send
-        .send_request(Request::get("/download").body(empty).unwrap())
+        .send_request(
+            Request::get("/download")
+                .header("host", "x")
+                .body(empty)
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -281,6 +286,7 @@ async fn bodies_are_streamed_both_ways() {
     let resp = send
         .send_request(
             Request::post("/upload")
+                .header("host", "x")
                 .header("transfer-encoding", "chunked")
                 .body(StreamBody::new(tokio_stream_from(rx)))
                 .unwrap(),
@@ -312,6 +318,7 @@ async fn bodies_are_streamed_both_ways() {
     let resp = send
         .send_request(
             Request::post("/echo")
+                .header("host", "x")
                 .header("transfer-encoding", "chunked")
                 .body(StreamBody::new(tokio_stream_from(rx)))
                 .unwrap(),
