@@ -49,6 +49,10 @@ pub struct Endpoint {
 #[derive(Debug)]
 pub struct ConnPermit(Arc<Endpoint>);
 
+/// The endpoint has `max_connections` connections in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtLimit;
+
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         self.0.in_use.fetch_sub(1, Relaxed);
@@ -86,16 +90,16 @@ impl Endpoint {
 
     /// A slot for one more connection in use: `Ok(None)` without a cap (no
     /// counting, nothing to release), `Ok(Some(permit))` under the cap,
-    /// `Err(())` at the cap.
+    /// `Err(AtLimit)` at the cap.
     #[inline]
-    pub fn acquire(self: &Arc<Self>) -> Result<Option<ConnPermit>, ()> {
+    pub fn acquire(self: &Arc<Self>) -> Result<Option<ConnPermit>, AtLimit> {
         if self.max_connections == 0 {
             return Ok(None);
         }
         let mut n = self.in_use.load(Relaxed);
         loop {
             if n >= self.max_connections {
-                return Err(());
+                return Err(AtLimit);
             }
             match self
                 .in_use

@@ -98,7 +98,7 @@ pub async fn send(
     } else {
         match endpoint.acquire() {
             Ok(p) => p,
-            Err(()) => return Err(UpstreamError::limit(endpoint, req)),
+            Err(endpoints::AtLimit) => return Err(UpstreamError::limit(endpoint, req)),
         }
     };
     if req.body.is_none() && !req.upgrade && endpoint.is_plain_http() {
