@@ -71,8 +71,10 @@ impl Activity {
     }
 
     /// Did a request head on this connection carry both `Content-Length`
-    /// and `Transfer-Encoding`? hyper closes such a connection after the
-    /// request, so the flag never outlives the request that set it.
+    /// and `Transfer-Encoding`? hyper closes such a connection after that
+    /// request, so no later request sees the flag. A chunked request
+    /// pipelined just before it, in bytes read together, may see it too and
+    /// be refused as well: only on the connection that tried to smuggle.
     pub fn framing_conflict(&self) -> bool {
         self.framing_conflict.load(Ordering::Acquire)
     }
