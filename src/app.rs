@@ -79,6 +79,7 @@ impl App {
                     .max_connections
                     .clamp(1, Semaphore::MAX_PERMITS),
             )),
+            max_h2_streams: config.limits.max_h2_streams,
         };
         let drain = config.timeouts.drain.get();
         let proxy_addr = plain.local_addr()?;

@@ -14,8 +14,9 @@
 #![warn(unreachable_pub)]
 
 // The public surface is what the binary, the tests, the fuzz targets, the
-// benches and the example use; the judge and the controller's insides are
-// private (the admin API and `App` are how anything drives them).
+// benches and the example use. The data plane (`proxy`, `upstream`), the judge
+// and the controller's insides are private: `App` and the admin API are how
+// anything drives them.
 pub mod admin;
 pub mod app;
 pub mod certs;
@@ -23,12 +24,13 @@ pub mod config;
 mod controller;
 pub mod demo;
 mod judge;
-pub mod proxy;
+pub mod log_limit;
+mod proxy;
 pub mod routing;
 pub mod simulate;
 pub mod snapshot;
 pub mod telemetry;
-pub mod upstream;
+mod upstream;
 
 pub use controller::{CallError, Command, ControllerHandle};
 

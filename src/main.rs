@@ -77,8 +77,9 @@ fn use_colour(is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(canary_proxy::log_limit::DEFAULT_FILTER)
+    });
     // The logger writes to stderr, so stderr decides.
     let colour = use_colour(
         std::io::stderr().is_terminal(),

@@ -82,6 +82,10 @@ pub struct ProxySettings {
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `timeouts.send`: the longest a client may leave response bytes untaken.
+    pub send_timeout: Duration,
+    /// `timeouts.tunnel_idle`: an upgraded connection quiet both ways this long is closed.
+    pub tunnel_idle_timeout: Duration,
     pub retry_attempts: u32,
     pub retry_on_connect_failure: bool,
     pub error_statuses: ErrorStatuses,
@@ -187,12 +191,18 @@ impl Snapshot {
             let version: Arc<str> = Arc::from(up.version.as_deref().unwrap_or(role.as_str()));
             let old = prev.map(|p| p.backend(role));
             let endpoints = match old {
-                Some(b) if same_endpoints(&b.endpoints, &up.endpoints) => b.endpoints.clone(),
+                Some(b) if same_endpoints(&b.endpoints, &up.endpoints, up.max_connections) => {
+                    b.endpoints.clone()
+                }
                 _ => Arc::new(EndpointSet::new(
                     up.endpoints
                         .iter()
                         .filter_map(|e| {
-                            e.parse::<Uri>().ok().map(|u| Arc::new(Endpoint::new(e, u)))
+                            e.parse::<Uri>().ok().map(|u| {
+                                Arc::new(
+                                    Endpoint::new(e, u).with_max_connections(up.max_connections),
+                                )
+                            })
                         })
                         .collect(),
                 )),
@@ -239,6 +249,8 @@ impl Snapshot {
             request_timeout: t.request.get(),
             header_read_timeout: t.header_read.get(),
             idle_timeout: t.idle.get(),
+            send_timeout: t.send.get(),
+            tunnel_idle_timeout: t.tunnel_idle.get(),
             retry_attempts: config.retry.attempts,
             retry_on_connect_failure: config.retry.on.contains(&config::RetryOn::ConnectFailure),
             error_statuses: ErrorStatuses::parse(&config.analysis.error_statuses),
@@ -267,13 +279,16 @@ impl Snapshot {
     }
 }
 
-fn same_endpoints(set: &EndpointSet, endpoints: &[String]) -> bool {
+/// The same endpoint list with the same connection cap: the endpoint state
+/// (health, idle connections, connections in use) carries over. A changed
+/// cap starts fresh endpoints, as a changed list does.
+fn same_endpoints(set: &EndpointSet, endpoints: &[String], max_connections: usize) -> bool {
     set.endpoints.len() == endpoints.len()
         && set
             .endpoints
             .iter()
             .zip(endpoints)
-            .all(|(a, b)| &a.label == b)
+            .all(|(a, b)| &a.label == b && a.max_connections() == max_connections)
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ fn placeholder_upstream() -> Upstream {
         endpoints: Vec::new(),
         health_check: None,
         ca: None,
+        max_connections: 0,
     }
 }
 

@@ -87,6 +87,10 @@ pub struct Upstream {
     /// Extra CA bundle (PEM) trusted for https endpoints, on top of the webpki roots.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// Connections in use per endpoint at most (HAProxy `maxconn`); 0 = unlimited.
+    /// A request that would need one more gets a 503.
+    #[serde(default)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -275,6 +279,13 @@ pub struct Timeouts {
     pub header_read: Dur,
     pub idle: Dur,
     pub drain: Dur,
+    /// Longest wait for a client to take response bytes: between two
+    /// successful writes to its socket, or (h2) for a stream's flow-control
+    /// window to open (NGINX `send_timeout`).
+    pub send: Dur,
+    /// An upgraded (WebSocket) connection with no bytes either way for this
+    /// long is closed (HAProxy `timeout tunnel`).
+    pub tunnel_idle: Dur,
 }
 
 impl Default for Timeouts {
@@ -285,6 +296,8 @@ impl Default for Timeouts {
             header_read: Dur::secs(10),
             idle: Dur::secs(90),
             drain: Dur::secs(30),
+            send: Dur::secs(60),
+            tunnel_idle: Dur::secs(3600),
         }
     }
 }
@@ -293,7 +306,10 @@ impl Default for Timeouts {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_header_bytes: usize,
+    /// Client connections at once, upgraded (WebSocket) tunnels included.
     pub max_connections: usize,
+    /// Concurrent streams per HTTP/2 client connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_h2_streams: u32,
 }
 
 impl Default for Limits {
@@ -301,6 +317,7 @@ impl Default for Limits {
         Limits {
             max_header_bytes: 65536,
             max_connections: 10000,
+            max_h2_streams: 128,
         }
     }
 }

@@ -93,6 +93,15 @@ pub(super) fn validate(c: &Config, out: &mut Collector) {
     if c.limits.max_connections == 0 {
         out.check("limits.max_connections", "must be greater than 0");
     }
+    if !(1..=MAX_H2_STREAMS).contains(&c.limits.max_h2_streams) {
+        out.check(
+            "limits.max_h2_streams",
+            format!(
+                "must be between 1 and {MAX_H2_STREAMS}, got {}",
+                c.limits.max_h2_streams
+            ),
+        );
+    }
     if c.retry.attempts > 10 {
         out.check(
             "retry.attempts",
@@ -249,6 +258,9 @@ fn url_problem(s: &str, allow_path: bool) -> Option<String> {
     };
     problem.map(|p| format!("invalid URL {s:?}: {p}"))
 }
+
+/// More streams per connection than this is a memory-exhaustion setting, not a limit.
+const MAX_H2_STREAMS: u32 = 10_000;
 
 fn upstream(out: &mut Collector, p: &str, u: &Upstream) {
     if let Some(v) = &u.version {
@@ -625,6 +637,8 @@ fn timeouts(out: &mut Collector, t: &Timeouts) {
         ("request", t.request),
         ("header_read", t.header_read),
         ("idle", t.idle),
+        ("send", t.send),
+        ("tunnel_idle", t.tunnel_idle),
     ] {
         positive(out, &format!("timeouts.{k}"), d);
     }

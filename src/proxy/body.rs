@@ -1,6 +1,6 @@
 //! Response bodies and the per-request recorder: exactly one `Outcome` per
 //! request, written when the response body ends, fails, or is dropped.
-use super::conn_io::Busy;
+use super::conn_io::{Busy, Waiting};
 use crate::telemetry::{Outcome, VersionStats};
 use crate::upstream::{BodyError, UpstreamResponseBody};
 use bytes::Bytes;
@@ -11,10 +11,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Status recorded when the client left before the response headers.
-pub const CLIENT_CLOSED: u16 = 499;
+pub(crate) const CLIENT_CLOSED: u16 = 499;
 
 /// Records one request's outcome exactly once: explicitly via `finish`, or on drop.
-pub struct Recorder {
+pub(crate) struct Recorder {
     stats: Arc<VersionStats>,
     method: usize,
     start: Instant,
@@ -29,7 +29,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(stats: Arc<VersionStats>, method: usize, start: Instant, evidence: bool) -> Self {
+    pub(crate) fn new(
+        stats: Arc<VersionStats>,
+        method: usize,
+        start: Instant,
+        evidence: bool,
+    ) -> Self {
         Recorder {
             stats,
             method,
@@ -45,7 +50,7 @@ impl Recorder {
 
     /// The response headers are about to go out with `status`; `is_error` is
     /// whether that status is in `error_statuses`.
-    pub fn responded(&mut self, status: u16, is_error: bool) {
+    pub(crate) fn responded(&mut self, status: u16, is_error: bool) {
         self.status = status;
         self.error_statuses_hit = is_error;
         // 101 upgrades are not timed: the tunnel can live for hours.
@@ -53,11 +58,11 @@ impl Recorder {
     }
 
     /// Connect failure, upstream timeout, or upstream failure after headers.
-    pub fn force_error(&mut self) {
+    pub(crate) fn force_error(&mut self) {
         self.forced_error = true;
     }
 
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.done {
             return;
         }
@@ -92,41 +97,51 @@ enum Inner {
 }
 
 /// The body handed to hyper for every client response.
-pub struct ProxyBody {
+pub(crate) struct ProxyBody {
     inner: Inner,
     recorder: Option<Recorder>,
     /// Keeps the connection marked busy until the body is done (see `conn_io`).
     busy: Option<Busy>,
+    /// h2 only: marks the stretches in which this body waits for the client
+    /// (handed to hyper, or a frame handed out, and not polled since), for
+    /// the connection's `timeouts.send` watchdog (see `conn_io`). `None` on
+    /// HTTP/1.1, where the write deadline covers a client that stops reading.
+    waiting: Option<Waiting>,
 }
 
 impl ProxyBody {
-    pub fn upstream(body: UpstreamResponseBody, recorder: Option<Recorder>) -> Self {
+    pub(crate) fn upstream(body: UpstreamResponseBody, recorder: Option<Recorder>) -> Self {
         let mut b = ProxyBody {
             inner: Inner::Upstream(body),
             recorder,
             busy: None,
+            waiting: None,
         };
         b.finish_if_ended();
         b
     }
 
-    pub fn text(text: impl Into<Bytes>, recorder: Option<Recorder>) -> Self {
+    pub(crate) fn text(text: impl Into<Bytes>, recorder: Option<Recorder>) -> Self {
         let bytes: Bytes = text.into();
         let mut b = ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             recorder,
             busy: None,
+            waiting: None,
         };
         b.finish_if_ended();
         b
     }
 
-    pub fn empty(recorder: Option<Recorder>) -> Self {
-        Self::text(Bytes::new(), recorder)
-    }
-
-    pub fn with_busy(mut self, busy: Busy) -> Self {
+    /// Hands the body to hyper: the connection stays busy until it is done,
+    /// and (h2) it waits for the client until hyper first polls it.
+    pub(crate) fn handed_over(mut self, busy: Busy, waiting: Option<Waiting>) -> Self {
         self.busy = Some(busy);
+        self.waiting = waiting;
+        let ended = self.is_end_stream();
+        if let (Some(w), false) = (&mut self.waiting, ended) {
+            w.begin();
+        }
         self
     }
 
@@ -153,6 +168,9 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(w) = &mut this.waiting {
+            w.end();
+        }
         let res: Option<Result<Frame<Bytes>, BodyError>> = match &mut this.inner {
             Inner::Upstream(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -173,6 +191,8 @@ impl Body for ProxyBody {
             Some(Ok(_)) => {
                 if this.is_end_stream() {
                     this.ended();
+                } else if let Some(w) = &mut this.waiting {
+                    w.begin();
                 }
             }
         }

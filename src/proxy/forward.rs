@@ -2,7 +2,7 @@
 //! upstream exchange (one retry loop over `upstream::send`), one recorded
 //! outcome.
 use super::body::{ProxyBody, Recorder};
-use super::conn_io::Busy;
+use super::conn_io::{Busy, Waiting};
 use super::{headers, ids, upgrade, ConnCtx, Proxy};
 use crate::routing::{self, StickyKey};
 use crate::snapshot::{Backend, Snapshot};
@@ -11,7 +11,7 @@ use crate::upstream::{
     self, idempotent, Attempt, ErrorKind, UpstreamError, UpstreamRequest, UpstreamResponseBody,
 };
 use crate::Role;
-use http::header::{CONTENT_TYPE, HOST, SET_COOKIE};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, SET_COOKIE, TRANSFER_ENCODING};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
@@ -23,6 +23,10 @@ fn failure_response(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::NoEndpoint => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"),
         ErrorKind::Connect => (StatusCode::BAD_GATEWAY, "upstream connect failed\n"),
+        ErrorKind::Limit => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connection limit reached\n",
+        ),
         ErrorKind::Upstream => (StatusCode::BAD_GATEWAY, "upstream connection error\n"),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
     }
@@ -36,6 +40,9 @@ pub(super) async fn handle(
     busy: Busy,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if let Some(problem) = malformed(&ctx, &req) {
+        return refuse(problem).map(|b| b.handed_over(busy, None));
+    }
     let start = Instant::now();
     let snap = proxy.live.load_full();
     let decision = routing::decide(
@@ -56,13 +63,24 @@ pub(super) async fn handle(
     );
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let waiting = (req.version() == Version::HTTP_2).then(|| Waiting::new(ctx.activity.clone()));
 
     let mut resp = match send(&ctx, &snap, backend, req, upgrade).await {
         Ok(mut up) => {
             let status = up.status();
             let switching = status == StatusCode::SWITCHING_PROTOCOLS;
             if let (true, Some(client)) = (switching, client_upgrade) {
-                upgrade::tunnel(client, hyper::upgrade::on(&mut up), ctx.activity.busy());
+                let hold = upgrade::Hold::new(
+                    ctx.activity.busy(),
+                    ctx.clone(),
+                    up.body_mut().take_permit(),
+                );
+                upgrade::tunnel(
+                    client,
+                    hyper::upgrade::on(&mut up),
+                    hold,
+                    snap.settings.tunnel_idle_timeout,
+                );
             }
             let (mut parts, body) = up.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers, switching);
@@ -79,7 +97,7 @@ pub(super) async fn handle(
                 status.as_u16(),
                 snap.settings.error_statuses.contains(status.as_u16()),
             );
-            if e.kind() != ErrorKind::NoEndpoint {
+            if !matches!(e.kind(), ErrorKind::NoEndpoint | ErrorKind::Limit) {
                 rec.force_error();
             }
             let mut r = Response::new(ProxyBody::text(text, Some(rec)));
@@ -101,7 +119,57 @@ pub(super) async fn handle(
             resp.headers_mut().append(SET_COOKIE, v);
         }
     }
-    resp.map(|b| b.with_busy(busy))
+    resp.map(|b| b.handed_over(busy, waiting))
+}
+
+/// What makes an HTTP/1.x request unfit to forward, checked before routing
+/// (such requests are not counted for a version):
+/// - both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1: a
+///   smuggling vector). hyper lets chunked win and removes `Content-Length`
+///   from the header map, so the connection's IO wrapper spotted it in the
+///   raw head (`conn_io::FramingScan`); refused as NGINX does;
+/// - RFC 9112 §3.2: an HTTP/1.1 request without `Host`, any request with two
+///   `Host` lines or an invalid one (empty, not `host[:port]`, user info), or
+///   an absolute-form target whose authority is invalid.
+///
+/// Free for the common request: one header lookup for `Transfer-Encoding`,
+/// one walk over the `Host` values.
+fn malformed(ctx: &ConnCtx, req: &Request<Incoming>) -> Option<&'static str> {
+    if req.version() > Version::HTTP_11 {
+        return None;
+    }
+    if req.headers().contains_key(TRANSFER_ENCODING) && ctx.activity.framing_conflict() {
+        return Some("both Content-Length and Transfer-Encoding\n");
+    }
+    let mut hosts = req.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => return Some("missing Host header\n"),
+        (Some(_), Some(_)) => return Some("more than one Host header\n"),
+        (Some(h), None) if !headers::valid_host(h.as_bytes()) => {
+            return Some("invalid Host header\n")
+        }
+        _ => {}
+    }
+    if let Some(a) = req.uri().authority() {
+        if !headers::valid_host(a.as_str().as_bytes()) {
+            return Some("invalid request target authority\n");
+        }
+    }
+    None
+}
+
+/// 400 with a short reason; the connection closes after it (the request
+/// body is not read).
+fn refuse(text: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::text(text, None));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// A 502/504 is worth a WARN with the endpoint and the reason, but a dead
@@ -127,12 +195,14 @@ fn log_failure(role: Role, e: &UpstreamError, status: StatusCode) {
 /// headers in, origin-form URI, no body when the client sent none.
 fn upstream_request(ctx: &ConnCtx, req: Request<Incoming>, upgrade: bool) -> UpstreamRequest {
     let (mut head, body) = req.into_parts();
-    // Host as the client sent it; for h2 clients, `:authority`.
-    let host = head.headers.get(HOST).cloned().or_else(|| {
-        head.uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The request target's authority when it has one (an absolute-form
+    // HTTP/1.1 target wins over `Host`, RFC 9112 §3.2.2; h2's `:authority`),
+    // else `Host` as the client sent it.
+    let host = head
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| head.headers.get(HOST).cloned());
     headers::strip_hop_by_hop(&mut head.headers, upgrade);
     headers::set_forwarded(
         &mut head.headers,
@@ -163,7 +233,9 @@ fn upstream_request(ctx: &ConnCtx, req: Request<Incoming>, upgrade: bool) -> Ups
 /// that failed before anything was sent (a connect failure) gives the
 /// request back, and an idempotent request goes again, on another endpoint
 /// when there is one, up to `retry.attempts` times, all under one
-/// `timeouts.request` deadline for the response head.
+/// `timeouts.request` deadline for the response head. An endpoint at its
+/// `max_connections` gives the request back untouched, so any request
+/// (whatever its method) tries each other endpoint once before the 503.
 async fn send(
     ctx: &ConnCtx,
     snap: &Snapshot,
@@ -184,17 +256,26 @@ async fn send(
             0
         };
     let deadline = tokio::time::Instant::now() + settings.request_timeout;
+    let mut at_limit = 0;
     loop {
         let attempt = Attempt {
             deadline,
             give_back: retries > 0,
+            probe: false,
         };
         let e = match upstream::send(&backend.client, endpoint, req, attempt).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
         };
-        if retries == 0 || !e.is_retry_safe() {
+        if e.kind() == ErrorKind::Limit {
+            at_limit += 1;
+            if at_limit >= backend.endpoints.endpoints.len() {
+                return Err(e);
+            }
+        } else if retries == 0 || !e.is_retry_safe() {
             return Err(e);
+        } else {
+            retries -= 1;
         }
         let Some(next) = backend.endpoints.pick_other(endpoint) else {
             return Err(e);
@@ -202,6 +283,5 @@ async fn send(
         tracing::debug!(endpoint = %endpoint.label, error = %e, next = %next.label, "retrying");
         req = e.into_request()?;
         endpoint = next;
-        retries -= 1;
     }
 }

@@ -4,11 +4,11 @@
 use crate::upstream::h1::{connection_has, connection_tokens};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// RFC 9110 §7.6.1 hop-by-hop headers (plus the legacy `proxy-connection`, `keep-alive`).
 static HOP_BY_HOP: [HeaderName; 9] = [
@@ -24,14 +24,14 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 /// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (WebSocket
 /// pass-through). `TE: trailers` survives: gRPC needs it end to end.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Most messages carry none: one pass over the names beats nine removals.
     if !keep_upgrade && !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
         return;
@@ -68,7 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// $remote_addr`) and a client's RFC 7239 `Forwarded` is dropped: upstreams
 /// that read either would otherwise take a client's word for its address.
 /// `peer` is the client's IP as a header value (formatted once per connection).
-pub fn set_forwarded(
+pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     peer: HeaderValue,
     proto: &'static str,
@@ -103,8 +103,49 @@ pub fn set_forwarded(
     }
 }
 
+/// A `Host` value (or a request target's authority) fit to forward: an
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2), not empty, no user info, no
+/// whitespace or delimiters of a path. Allocates nothing.
+pub(crate) fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = match v.first() {
+        None => return false,
+        Some(b'[') => match v.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inner = &v[1..end];
+                let ip_literal = !inner.is_empty()
+                    && inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ip_literal {
+                    return false;
+                }
+                (&v[..=end], &v[end + 1..])
+            }
+            None => return false,
+        },
+        Some(_) => {
+            let split = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+            let (host, port) = v.split_at(split);
+            let reg_name = !host.is_empty()
+                && host
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+            if !reg_name {
+                return false;
+            }
+            (host, port)
+        }
+    };
+    debug_assert!(!host.is_empty());
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 /// Keeps a client's `x-request-id` or generates one.
-pub fn ensure_request_id(headers: &mut HeaderMap) {
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
     let present = headers
         .get(&X_REQUEST_ID)
         .is_some_and(|v| !v.is_empty() && v.len() <= 200);
@@ -153,6 +194,38 @@ mod tests {
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "a-b_c.d~e",
+            "x:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "user@example.com",
+            "exa mple.com",
+            "example.com/path",
+            "example.com:80:80",
+            "example.com:123456",
+            "example.com:8o",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a\tb",
+            "ex\"ample",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

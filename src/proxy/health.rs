@@ -33,7 +33,7 @@ struct Streak {
     successes: u32,
 }
 
-pub fn spawn(live: Live, role: Role, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub(crate) fn spawn(live: Live, role: Role, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut set: Option<Arc<EndpointSet>> = None;
         let mut streaks: Vec<Streak> = Vec::new();
@@ -107,6 +107,7 @@ async fn probe(client: &VersionClient, e: &Arc<Endpoint>, hc: &HealthCheck) -> b
     let attempt = Attempt {
         deadline,
         give_back: false,
+        probe: true,
     };
     let exchange = async {
         let req = UpstreamRequest::bodiless(req.into_parts().0);

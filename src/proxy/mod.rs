@@ -5,51 +5,62 @@
 //! `conn_io::TimedIo` → `forward::handle` loads the snapshot once, decides the
 //! version, sends through `crate::upstream` → the response body
 //! (`body::ProxyBody`) records the outcome when it ends or is dropped.
-pub mod body;
-pub mod conn_io;
+pub(crate) mod body;
+pub(crate) mod conn_io;
 mod forward;
-pub mod headers;
-pub mod health;
+pub(crate) mod headers;
+pub(crate) mod health;
 mod ids;
-pub mod listener;
-pub mod server;
-pub mod tls;
+pub(crate) mod listener;
+pub(crate) mod server;
+pub(crate) mod tls;
 mod upgrade;
 
 use crate::snapshot::Live;
 use conn_io::Activity;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
-/// What the request path knows about the client connection.
-pub struct ConnCtx {
+/// What the request path knows about the client connection. Shared (`Arc`)
+/// by hyper's connection and any tunnel it upgrades into: the connection's
+/// `limits.max_connections` slot is released when the last of them ends.
+pub(crate) struct ConnCtx {
     /// `http` or `https`: the `X-Forwarded-Proto` this proxy saw.
     pub proto: &'static str,
     pub activity: Arc<Activity>,
     /// The peer's IP as a header value, formatted once per connection for `X-Forwarded-For`.
     pub peer_value: http::HeaderValue,
+    /// This connection's slot of `limits.max_connections`.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ConnCtx {
-    pub fn new(peer: SocketAddr, proto: &'static str, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        proto: &'static str,
+        activity: Arc<Activity>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
         ConnCtx {
             proto,
             activity,
             peer_value,
+            _slot: slot,
         }
     }
 }
 
 /// The forwarding state shared by every listener and connection.
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// The one thing the request path reads.
     pub live: Live,
 }
 
 impl Proxy {
-    pub fn new(live: Live) -> Arc<Proxy> {
+    pub(crate) fn new(live: Live) -> Arc<Proxy> {
         Arc::new(Proxy { live })
     }
 }

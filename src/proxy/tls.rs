@@ -23,7 +23,7 @@ impl ResolvesServerCert for SnapshotCert {
 }
 
 /// TLS 1.2+ acceptor offering h2 and http/1.1 by ALPN.
-pub fn acceptor(live: Live) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(live: Live) -> Result<TlsAcceptor, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?

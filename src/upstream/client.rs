@@ -4,7 +4,7 @@
 //! requests with a body and upgrades.
 use super::endpoints::Endpoint;
 use super::error::Cause;
-use super::{Attempt, UpstreamError, UpstreamRequest, UpstreamResponseBody};
+use super::{Attempt, UpstreamError, UpstreamRequest};
 use crate::certs::{provider, upstream_roots, CaError};
 use bytes::Bytes;
 use http::{request, Request, Response, Uri, Version};
@@ -95,7 +95,7 @@ pub(super) async fn send(
     endpoint: &Arc<Endpoint>,
     req: UpstreamRequest,
     attempt: Attempt,
-) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
+) -> Result<Response<Incoming>, UpstreamError> {
     let uri = match absolute_uri(&endpoint.uri, &req.head.uri) {
         Ok(uri) => uri,
         Err(e) => return Err(UpstreamError::connect(endpoint, Cause::Uri(e), Some(req))),
@@ -120,7 +120,7 @@ pub(super) async fn send(
     let sent = vc.client.request(Request::from_parts(head, body));
     match tokio::time::timeout_at(attempt.deadline, sent).await {
         Err(_) => Err(UpstreamError::timeout(endpoint)),
-        Ok(Ok(resp)) => Ok(resp.map(UpstreamResponseBody::Client)),
+        Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) if e.is_connect() => {
             // The client dropped the request unsent: the body is back by now.
             let back = kept.and_then(|head| {

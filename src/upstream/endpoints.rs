@@ -1,9 +1,9 @@
-//! The endpoints of each version: their health flags, idle connections and
-//! failure-log limiter. State shared by the request path, the health checker
+//! The endpoints of each version: their health flags, idle connections,
+//! connection cap (`upstreams.X.max_connections`) and failure-log limiter. State shared by the request path, the health checker
 //! and the snapshot builder; `routing` only decides which version a request
 //! goes to.
-use super::log_limit::LogLimiter;
 use super::pool::IdleConns;
+use crate::log_limit::LogLimiter;
 use http::uri::Scheme;
 use http::Uri;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -27,6 +27,36 @@ pub struct Endpoint {
     /// Rate limit of the WARN lines for requests this endpoint failed.
     pub failure_log: LogLimiter,
     plain_http: bool,
+    /// `upstreams.X.max_connections`; 0 = unlimited (and nothing is counted).
+    max_connections: usize,
+    /// Connections in use (see [`ConnPermit`]), counted only under a cap.
+    in_use: AtomicUsize,
+}
+
+/// One connection in use on a capped endpoint, released on drop. What counts
+/// as in use, precisely:
+/// - our codec (`pool`): a connection from checkout (or connect) until its
+///   response body has ended and it is back in the idle pool, or dropped;
+/// - hyper's client (https, request bodies, upgrades): a request from send
+///   until its response body has ended or was dropped. On an HTTP/1.1
+///   upstream connection that is one connection; over h2 several requests
+///   share one, so the cap counts requests (it errs on the safe side).
+///
+/// Idle keep-alive connections are not counted: they serve nobody, and the
+/// pool bounds them (256 per endpoint and worker thread, closed after
+/// `timeouts.idle`). An upgraded (WebSocket) tunnel holds its permit for
+/// its whole life.
+#[derive(Debug)]
+pub struct ConnPermit(Arc<Endpoint>);
+
+/// The endpoint has `max_connections` connections in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtLimit;
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.0.in_use.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Endpoint {
@@ -38,7 +68,57 @@ impl Endpoint {
             healthy: AtomicBool::new(true),
             conns: Default::default(),
             failure_log: LogLimiter::new(FAILURE_LOG_PERIOD),
+            max_connections: 0,
+            in_use: AtomicUsize::new(0),
         }
+    }
+
+    /// At most `n` connections in use at once (0 = unlimited).
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Connections in use now (always 0 on an endpoint without a cap).
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Relaxed)
+    }
+
+    /// A slot for one more connection in use: `Ok(None)` without a cap (no
+    /// counting, nothing to release), `Ok(Some(permit))` under the cap,
+    /// `Err(AtLimit)` at the cap.
+    #[inline]
+    pub fn acquire(self: &Arc<Self>) -> Result<Option<ConnPermit>, AtLimit> {
+        if self.max_connections == 0 {
+            return Ok(None);
+        }
+        let mut n = self.in_use.load(Relaxed);
+        loop {
+            if n >= self.max_connections {
+                return Err(AtLimit);
+            }
+            match self
+                .in_use
+                .compare_exchange_weak(n, n + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return Ok(Some(ConnPermit(self.clone()))),
+                Err(seen) => n = seen,
+            }
+        }
+    }
+
+    /// A slot taken whatever the cap (health probes: one connection per
+    /// interval, and a saturated endpoint is not a dead one).
+    pub fn acquire_always(self: &Arc<Self>) -> Option<ConnPermit> {
+        if self.max_connections == 0 {
+            return None;
+        }
+        self.in_use.fetch_add(1, Relaxed);
+        Some(ConnPermit(self.clone()))
     }
 
     /// `http://` (our codec and pool can carry bodiless requests to it).

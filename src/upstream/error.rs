@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 /// What happened to an upstream request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// The version has no healthy endpoint to send to.
     NoEndpoint,
     /// No connection could be made (refused, `timeouts.connect`, TLS
     /// handshake): nothing was sent, so a retry is safe.
     Connect,
+    /// The endpoint has `max_connections` connections in use: nothing was
+    /// sent, so another endpoint may take the request.
+    Limit,
     /// The response head did not arrive before the deadline.
     Timeout,
     /// The connection failed after the request was handed to it (reset,
@@ -27,6 +30,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NoEndpoint => "no healthy endpoint",
             ErrorKind::Connect => "connect failed",
+            ErrorKind::Limit => "upstream connection limit reached",
             ErrorKind::Timeout => "timed out waiting for the response head",
             ErrorKind::Upstream => "upstream failed after the request was sent",
         }
@@ -55,7 +59,7 @@ impl Cause {
 
 /// Why an upstream request got no response head.
 #[derive(Debug)]
-pub struct UpstreamError {
+pub(crate) struct UpstreamError {
     kind: ErrorKind,
     endpoint: Option<Arc<Endpoint>>,
     cause: Option<Cause>,
@@ -64,7 +68,7 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn no_endpoint() -> Self {
+    pub(crate) fn no_endpoint() -> Self {
         UpstreamError {
             kind: ErrorKind::NoEndpoint,
             endpoint: None,
@@ -87,6 +91,16 @@ impl UpstreamError {
         }
     }
 
+    /// The endpoint is at its connection cap; the request comes back whole.
+    pub(super) fn limit(endpoint: &Arc<Endpoint>, request: UpstreamRequest) -> Self {
+        UpstreamError {
+            kind: ErrorKind::Limit,
+            endpoint: Some(endpoint.clone()),
+            cause: None,
+            request: Some(Box::new(request)),
+        }
+    }
+
     pub(super) fn timeout(endpoint: &Arc<Endpoint>) -> Self {
         UpstreamError {
             kind: ErrorKind::Timeout,
@@ -105,26 +119,26 @@ impl UpstreamError {
         }
     }
 
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The endpoint that failed (none for `NoEndpoint`).
-    pub fn endpoint(&self) -> Option<&Arc<Endpoint>> {
+    pub(crate) fn endpoint(&self) -> Option<&Arc<Endpoint>> {
         self.endpoint.as_ref()
     }
 
     /// Nothing of the request reached an upstream: sending it again cannot
     /// apply it twice, whatever its method.
-    pub fn is_retry_safe(&self) -> bool {
-        self.kind == ErrorKind::Connect
+    pub(crate) fn is_retry_safe(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connect | ErrorKind::Limit)
     }
 
     /// The request back, to send again: `Ok` when a retry is safe and the
     /// request was kept (always for bodiless plain-http requests; for
     /// hyper's client when `Attempt::give_back` asked for it). Otherwise the
     /// error itself.
-    pub fn into_request(mut self) -> Result<UpstreamRequest, UpstreamError> {
+    pub(crate) fn into_request(mut self) -> Result<UpstreamRequest, UpstreamError> {
         match self.request.take() {
             Some(r) if self.is_retry_safe() => Ok(*r),
             _ => Err(self),

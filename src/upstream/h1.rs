@@ -21,7 +21,7 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
 
 /// The tokens of every `Connection` field line (comma-separated, trimmed).
-pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
@@ -32,13 +32,13 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 }
 
 /// Does `Connection` name `token` (case-insensitive, comma-separated lists)?
-pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// What went wrong on an upstream HTTP/1.1 connection.
 #[derive(Debug, thiserror::Error)]
-pub enum H1Error {
+pub(crate) enum H1Error {
     #[error("upstream i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("upstream closed the connection before the response ended")]
@@ -58,7 +58,7 @@ pub enum H1Error {
 /// Appends the head of a bodiless request to `out`. `headers` are already
 /// hop-by-hop stripped; `content-length` is written here, not copied; without
 /// a `Host` header, `host` (the endpoint's authority) is sent.
-pub fn encode_head(
+pub(crate) fn encode_head(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -101,7 +101,7 @@ fn expects_body(m: &Method) -> bool {
 
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RespFraming {
+pub(crate) enum RespFraming {
     Length(u64),
     Chunked,
     /// Until the upstream closes; the connection cannot be reused.
@@ -109,7 +109,7 @@ pub enum RespFraming {
 }
 
 /// A parsed response head.
-pub struct Head {
+pub(crate) struct Head {
     pub response: Response<()>,
     pub framing: RespFraming,
     /// The connection may carry another request once this body has ended.
@@ -119,7 +119,10 @@ pub struct Head {
 /// Parses a complete response head from the front of `buf` and removes it.
 /// `Ok(None)`: more bytes are needed. Interim 1xx responses (100, 103) are
 /// consumed and skipped, as a client must (RFC 9110 §15.2).
-pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<Head>, H1Error> {
+pub(crate) fn parse_head(
+    buf: &mut BytesMut,
+    request_method: &Method,
+) -> Result<Option<Head>, H1Error> {
     loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut slots);
@@ -236,7 +239,7 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// What the body decoder got out of the buffered bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     Data(Bytes),
     NeedMore,
     Done,
@@ -244,7 +247,7 @@ pub enum Decoded {
 
 /// Incremental body decoder for one response.
 #[derive(Debug)]
-pub enum Decoder {
+pub(crate) enum Decoder {
     Length(u64),
     Chunked(Chunk),
     Close,
@@ -253,7 +256,7 @@ pub enum Decoder {
 
 /// Position inside a chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     Size {
         size: u64,
         digits: u8,
@@ -278,7 +281,7 @@ pub enum Chunk {
 }
 
 impl Decoder {
-    pub fn new(framing: RespFraming) -> Decoder {
+    pub(crate) fn new(framing: RespFraming) -> Decoder {
         match framing {
             RespFraming::Length(0) => Decoder::Done,
             RespFraming::Length(n) => Decoder::Length(n),
@@ -287,12 +290,12 @@ impl Decoder {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self, Decoder::Done)
     }
 
     /// Bytes still expected, when the framing says.
-    pub fn remaining(&self) -> Option<u64> {
+    pub(crate) fn remaining(&self) -> Option<u64> {
         match self {
             Decoder::Length(n) => Some(*n),
             Decoder::Done => Some(0),
@@ -301,7 +304,7 @@ impl Decoder {
     }
 
     /// Consumes framing from `buf` and returns the next data slice, if any.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, H1Error> {
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, H1Error> {
         match self {
             Decoder::Done => Ok(Decoded::Done),
             Decoder::Close if buf.is_empty() => Ok(Decoded::NeedMore),
@@ -328,7 +331,7 @@ impl Decoder {
 
     /// The upstream closed the connection: the end of a close-delimited
     /// body, a truncation for any other.
-    pub fn eof(&mut self) -> Result<(), H1Error> {
+    pub(crate) fn eof(&mut self) -> Result<(), H1Error> {
         match self {
             Decoder::Close | Decoder::Done => {
                 *self = Decoder::Done;

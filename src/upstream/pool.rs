@@ -10,7 +10,7 @@
 //! never reused. Requests with a body, https and upgrade requests take
 //! hyper's client (`client`), which streams both directions at once.
 use super::client::ClientSettings;
-use super::endpoints::Endpoint;
+use super::endpoints::{ConnPermit, Endpoint};
 use super::error::Cause;
 use super::h1::{self, Decoded, Decoder, H1Error};
 use super::{idempotent, UpstreamError, UpstreamRequest};
@@ -35,7 +35,7 @@ const MAX_IDLE: usize = 256;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// One upstream connection with its buffers (kept across requests).
-pub struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
@@ -141,6 +141,7 @@ pub(super) async fn send(
     endpoint: &Arc<Endpoint>,
     head: request::Parts,
     settings: &ClientSettings,
+    permit: Option<ConnPermit>,
 ) -> Result<Response<ResponseBody>, UpstreamError> {
     let (connect_timeout, max_idle) = (settings.connect_timeout, settings.idle_timeout);
     let (mut conn, mut reused) = match endpoint.conns.checkout(max_idle) {
@@ -187,6 +188,7 @@ pub(super) async fn send(
         resp.keep_alive,
         endpoint.clone(),
         max_idle,
+        permit,
     );
     Ok(Response::from_parts(resp_parts, body))
 }
@@ -233,12 +235,14 @@ async fn exchange(conn: &mut Conn, method: &Method) -> Result<h1::Head, (H1Error
 
 /// A response body read straight off the upstream connection, which it owns
 /// and hands back to the pool once the body has ended.
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     conn: Option<Conn>,
     decoder: Decoder,
     keep_alive: bool,
     home: Arc<Endpoint>,
     max_idle: Duration,
+    /// The connection counts as in use on a capped endpoint until released.
+    permit: Option<ConnPermit>,
 }
 
 impl ResponseBody {
@@ -248,6 +252,7 @@ impl ResponseBody {
         keep_alive: bool,
         home: Arc<Endpoint>,
         max_idle: Duration,
+        permit: Option<ConnPermit>,
     ) -> Self {
         let mut b = ResponseBody {
             conn: Some(conn),
@@ -255,6 +260,7 @@ impl ResponseBody {
             keep_alive,
             home,
             max_idle,
+            permit,
         };
         if b.decoder.is_done() {
             b.release();
@@ -270,6 +276,11 @@ impl ResponseBody {
                 self.home.conns.checkin(conn, self.max_idle);
             }
         }
+        self.permit = None;
+    }
+
+    pub(super) fn take_permit(&mut self) -> Option<ConnPermit> {
+        self.permit.take()
     }
 }
 
@@ -303,7 +314,10 @@ impl Body for ResponseBody {
                 Some(Ok(_)) if this.decoder.is_done() => this.release(),
                 Some(Ok(_)) => {}
                 None => this.release(),
-                Some(Err(_)) => this.conn = None,
+                Some(Err(_)) => {
+                    this.conn = None;
+                    this.permit = None;
+                }
             }
             return Poll::Ready(out);
         }

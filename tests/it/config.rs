@@ -608,6 +608,14 @@ fn minimal_config_gets_every_default() {
     assert!(c.tls.is_none() && c.rollout.is_none() && c.state_file.is_none());
     assert!(c.notify.webhooks.is_empty());
     assert_eq!(c.upstreams.canary.version, None);
+    // The abuse limits: NGINX send_timeout, HAProxy timeout tunnel and maxconn.
+    assert_eq!(c.timeouts.send.get(), std::time::Duration::from_secs(60));
+    assert_eq!(
+        c.timeouts.tunnel_idle.get(),
+        std::time::Duration::from_secs(3600)
+    );
+    assert_eq!(c.limits.max_h2_streams, 128);
+    assert_eq!(c.upstreams.stable.max_connections, 0, "0 = unlimited");
     // A section left empty (all children commented out) is its defaults too.
     let c2 = parse(&format!("{MINIMAL}analysis:\nrouting: {{}}\n")).expect("valid");
     assert_eq!(c2, c);
@@ -976,6 +984,26 @@ fn semantic_rules() {
             "limits.max_connections: must be greater than 0",
         ),
         (
+            "limits: { max_h2_streams: 0 }\n",
+            "limits.max_h2_streams: must be between 1 and 10000, got 0",
+        ),
+        (
+            "limits: { max_h2_streams: 100000 }\n",
+            "limits.max_h2_streams: must be between 1 and 10000, got 100000",
+        ),
+        (
+            "timeouts: { send: 0s }\n",
+            "timeouts.send: must be greater than 0",
+        ),
+        (
+            "timeouts: { tunnel_idle: 0ms }\n",
+            "timeouts.tunnel_idle: must be greater than 0",
+        ),
+        (
+            "limits: { max_h2_streams: -1 }\n",
+            "limits.max_h2_streams: invalid value",
+        ),
+        (
             "retry: { attempts: 11 }\n",
             "retry.attempts: must be at most 10",
         ),
@@ -1207,10 +1235,10 @@ rollout:                          # optional progressive plan; without it the we
     - set_weight: 50
     - pause: {}                   # indefinite: wait for POST /api/v1/promote
     - set_weight: 100
-timeouts: { connect: 1s, request: 30s, header_read: 10s, idle: 90s, drain: 30s }
+timeouts: { connect: 1s, request: 30s, header_read: 10s, idle: 90s, drain: 30s, send: 60s, tunnel_idle: 1h }
   # idle: wait for the next request's first byte on a kept-alive connection;
   # header_read: first byte to end of headers (hyper's own header timer alone conflates the two)
-limits: { max_header_bytes: 65536, max_connections: 10000 }
+limits: { max_header_bytes: 65536, max_connections: 10000, max_h2_streams: 128 }
 retry: { attempts: 2, on: [connect_failure] }   # retries after the first try; idempotent methods;
                                                 # only before the request was handed to the connection
 state_file: /var/lib/canary-proxy/state.json    # optional; see §7.2

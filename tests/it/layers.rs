@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Lowest first; modules on one line are peers and must not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["certs"],
+    &["certs", "log_limit"],
     &["config"],
     &["telemetry"],
     &["judge", "routing"],

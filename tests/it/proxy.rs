@@ -255,7 +255,12 @@ async fn bodies_are_streamed_both_ways() {
     drop(_tx);
     send.ready().await.unwrap();
     let resp = send
-        .send_request(Request::get("/download").body(empty).unwrap())
+        .send_request(
+            Request::get("/download")
+                .header("host", "x")
+                .body(empty)
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -274,6 +279,7 @@ async fn bodies_are_streamed_both_ways() {
     let resp = send
         .send_request(
             Request::post("/upload")
+                .header("host", "x")
                 .header("transfer-encoding", "chunked")
                 .body(StreamBody::new(tokio_stream_from(rx)))
                 .unwrap(),
@@ -305,6 +311,7 @@ async fn bodies_are_streamed_both_ways() {
     let resp = send
         .send_request(
             Request::post("/echo")
+                .header("host", "x")
                 .header("transfer-encoding", "chunked")
                 .body(StreamBody::new(tokio_stream_from(rx)))
                 .unwrap(),
@@ -933,10 +940,10 @@ async fn huge_headers_get_431_and_ambiguous_framing_is_refused() {
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     assert_eq!(stable.hits(), 0);
 
-    // Content-Length + Transfer-Encoding (RFC 9112 §6.1, as hyper does it):
-    // chunked wins, Content-Length is dropped before forwarding, and the
-    // connection closes after the response, so a smuggled request behind the
-    // body is never read.
+    // Content-Length + Transfer-Encoding (a smuggling vector): 400, the
+    // connection closes, and neither it nor the request smuggled behind its
+    // body reaches the upstream (`attacks::content_length_with_transfer_encoding_gets_400_and_closes`
+    // covers the orders and pipelining).
     let mut s = TcpStream::connect(app.proxy_addr).await.unwrap();
     s.write_all(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 30\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
@@ -947,11 +954,9 @@ async fn huge_headers_get_431_and_ambiguous_framing_is_refused() {
         .expect("connection closed after the response")
         .unwrap();
     let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
-    let seen = stable.requests();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].path, "/a");
-    assert!(!seen[0].headers.contains_key("content-length"));
+    assert_eq!(stable.hits(), 0);
     app.shutdown().await;
 }
 

@@ -1,6 +1,6 @@
 //! Test support, by role: upstreams (`upstream`), the proxy under test
 //! (`proxy`), a client (`client`), admin API calls and loads (`admin`),
-//! waiting (`wait`).
+//! waiting (`wait`), the real binary as a child process (`process`).
 //!
 //! ```ignore
 //! let up = TestServer::new()
@@ -17,12 +17,14 @@
 #![allow(dead_code)]
 pub mod admin;
 pub mod client;
+pub mod process;
 pub mod proxy;
 pub mod upstream;
 pub mod wait;
 
 pub use admin::*;
 pub use client::*;
+pub use process::*;
 pub use proxy::*;
 pub use upstream::*;
 pub use wait::*;

@@ -144,7 +144,9 @@ impl TestServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let acc = accepted.clone();
+        let opened = open.clone();
         let routes = Arc::new(self.routes);
         let fallback = self.fallback;
         let (s, h) = (seen.clone(), hits.clone());
@@ -158,10 +160,12 @@ impl TestServer {
                     continue;
                 };
                 acc.fetch_add(1, Ordering::SeqCst);
+                let gauge = OpenConn::new(opened.clone());
                 let _ = stream.set_nodelay(true);
                 let (routes, fallback, seen, hits) =
                     (routes.clone(), fallback.clone(), s.clone(), h.clone());
                 conns.spawn(async move {
+                    let _gauge = gauge;
                     let svc = service_fn(move |req: Request<Incoming>| {
                         hits.fetch_add(1, Ordering::SeqCst);
                         seen.lock().unwrap().push(Seen {
@@ -188,8 +192,25 @@ impl TestServer {
             seen,
             hits,
             accepted,
+            open,
             task,
         }
+    }
+}
+
+/// Counts a connection open until dropped (with its connection task).
+struct OpenConn(Arc<AtomicUsize>);
+
+impl OpenConn {
+    fn new(n: Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        OpenConn(n)
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -200,6 +221,7 @@ pub struct Upstream {
     seen: Arc<Mutex<Vec<Seen>>>,
     hits: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -212,6 +234,11 @@ impl Upstream {
     /// TCP connections accepted so far (keep-alive reuse shows here).
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections open now (accepted and not yet closed).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn hits(&self) -> usize {
@@ -282,6 +309,28 @@ pub mod resp {
             rx.recv().await.map(|item| (item.map(Frame::data), rx))
         });
         StreamBody::new(stream).boxed()
+    }
+
+    /// 200 with a `total`-byte body made 64 KiB at a time, only as fast as it
+    /// is read. `open` counts the bodies alive (being sent or waiting to be).
+    pub fn stream_bytes(total: u64, open: &Arc<AtomicUsize>) -> Response<TestBody> {
+        const CHUNK: u64 = 64 * 1024;
+        let chunk = Bytes::from(vec![b'x'; CHUNK as usize]);
+        let gauge = Arc::new(OpenConn::new(open.clone()));
+        let stream = futures_util::stream::unfold(0u64, move |sent| {
+            let chunk = chunk.clone();
+            let _alive = gauge.clone();
+            async move {
+                (sent < total).then(|| {
+                    let n = CHUNK.min(total - sent);
+                    (Ok(Frame::data(chunk.slice(..n as usize))), sent + n)
+                })
+            }
+        });
+        let mut r = Response::new(StreamBody::new(stream).boxed());
+        r.headers_mut()
+            .insert("content-length", total.to_string().parse().unwrap());
+        r
     }
 
     /// 200 with `first`, then (once the headers had time to leave) the

@@ -3,11 +3,19 @@
 //! failing ten thousand requests a second writes one WARN a second, not ten
 //! thousand, and the count says how bad it is.
 //!
-//! One `LogLimiter` per thing that can storm (an endpoint, a client
-//! connection): lock-free, two atomics, so it can sit in a hot struct. Nothing
-//! here knows about upstreams.
+//! One `LogLimiter` per thing that can storm (an endpoint, abusive client
+//! connections): lock-free, two atomics, so it can sit in a hot struct.
+//! A neutral low module: upstreams (failed requests) and the proxy (clients
+//! closed for h2 abuse) both use it.
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+/// The log filter when `RUST_LOG` is not set: `info`, but the h2 crate's
+/// own WARN lines off. It writes one per connection it closes for a
+/// rapid-reset storm (`remotely-reset pending-accept streams reached limit`),
+/// without the peer, so a storm of such connections flooded the log (6 MB in
+/// 12 s); the proxy writes its own rate-limited line for those connections.
+pub const DEFAULT_FILTER: &str = "info,h2=error";
 
 #[derive(Debug)]
 pub struct LogLimiter {
