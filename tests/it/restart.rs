@@ -3,101 +3,10 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A running `canary-proxy run`, killed with SIGKILL when dropped.
-struct Proc {
-    child: Child,
-    proxy: SocketAddr,
-    admin: SocketAddr,
-    /// Every stderr line (JSON log records) so far.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn start(config: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_canary-proxy"))
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn canary-proxy");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let l = log.clone();
-        // Drains stderr for the child's whole life (a full pipe would block it).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let f = &v["fields"];
-                    if f["message"] == "proxy listening" {
-                        let a = |k: &str| f[k].as_str().and_then(|s| s.parse().ok());
-                        let _ = tx.send((a("proxy_addr"), a("admin_addr")));
-                    }
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        let (proxy, admin) = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok((Some(p), Some(a))) => (p, a),
-            other => {
-                let _ = child.kill();
-                panic!("no readiness line ({other:?}): {:?}", log.lock().unwrap());
-            }
-        };
-        Proc {
-            child,
-            proxy,
-            admin,
-            log,
-        }
-    }
-
-    fn log_count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// SIGKILL: no drain, no final state write.
-    fn kill9(mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-    }
-
-    async fn status(&self) -> Value {
-        admin_at(self.admin, "GET", "/api/v1/status", None, None)
-            .await
-            .1
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(stable: &Upstream, canary: &Upstream, state: &Path, extra: &str) -> String {
     format!(
@@ -110,7 +19,7 @@ fn config(stable: &Upstream, canary: &Upstream, state: &Path, extra: &str) -> St
     )
 }
 
-async fn wait_for(p: &Proc, cond: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(p: &Binary, cond: impl Fn(&Value) -> bool) -> Value {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let s = p.status().await;
@@ -131,13 +40,13 @@ async fn kill_9_mid_rollout_and_after_abort_restarts_where_it_was() {
     let plan = "rollout:\n  steps:\n    - set_weight: 10\n    - pause: {}\n    - set_weight: 30\n    - pause: {}\n    - set_weight: 100\n";
     std::fs::write(&path, config(&stable, &canary, &state, plan)).unwrap();
 
-    let p = Proc::start(&path);
+    let p = Binary::start(&path, None);
     wait_for(&p, |s| s["canary_weight"] == 10.0 && s["step_index"] == 1).await;
     admin_at(p.admin, "POST", "/api/v1/promote", None, None).await;
     let before = wait_for(&p, |s| s["canary_weight"] == 30.0 && s["step_index"] == 3).await;
     p.kill9();
 
-    let p = Proc::start(&path);
+    let p = Binary::start(&path, None);
     let s = p.status().await;
     assert_eq!(
         (
@@ -160,7 +69,7 @@ async fn kill_9_mid_rollout_and_after_abort_restarts_where_it_was() {
     wait_for(&p, |s| s["abort"] == true && s["canary_weight"] == 0.0).await;
     p.kill9();
 
-    let p = Proc::start(&path);
+    let p = Binary::start(&path, None);
     let s = p.status().await;
     assert_eq!(
         (&s["abort"], &s["canary_weight"]),
@@ -194,7 +103,7 @@ async fn damaged_state_file_is_reported_and_the_start_goes_on() {
     // A torn temp file from a crash mid-write, and a corrupt state file.
     std::fs::write(dir.path().join(".state.json.tmp.4242"), "{\"vers").unwrap();
     std::fs::write(&state, "{\"version\": \"v2\", \"phase\": ").unwrap();
-    let p = Proc::start(&path);
+    let p = Binary::start(&path, None);
     assert_eq!(
         p.log_count("corrupt state file"),
         1,
@@ -228,7 +137,7 @@ async fn fifty_reloads_by_sighup_and_api_under_load_lose_nothing() {
         )
     };
     std::fs::write(&path, text(0)).unwrap();
-    let p = Proc::start(&path);
+    let p = Binary::start(&path, None);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (sent, ok, failed) = (

@@ -1,5 +1,7 @@
 //! The real binary as a child process, with the default log filter (no
-//! `RUST_LOG`), JSON logs collected, optionally under a lower descriptor limit.
+//! `RUST_LOG`), JSON logs collected, optionally under a lower descriptor limit:
+//! signals, `kill -9` and restarts act on a real process.
+use super::admin::admin_at;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::time::Duration;
 pub struct Binary {
     pub child: Child,
     pub proxy: SocketAddr,
+    pub admin: SocketAddr,
     /// Every stderr line so far (JSON log records).
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -46,25 +49,64 @@ impl Binary {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let l = log.clone();
+        // Drains stderr for the child's whole life (a full pipe would block it).
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     let f = &v["fields"];
                     if f["message"] == "proxy listening" {
-                        let _ = tx.send(f["proxy_addr"].as_str().and_then(|s| s.parse().ok()));
+                        let a = |k: &str| f[k].as_str().and_then(|s| s.parse().ok());
+                        let _ = tx.send((a("proxy_addr"), a("admin_addr")));
                     }
                 }
                 l.lock().unwrap().push(line);
             }
         });
-        let proxy = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Some(p)) => p,
+        let (proxy, admin) = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok((Some(p), Some(a))) => (p, a),
             other => {
                 let _ = child.kill();
                 panic!("no readiness line ({other:?}): {:?}", log.lock().unwrap());
             }
         };
-        Binary { child, proxy, log }
+        Binary {
+            child,
+            proxy,
+            admin,
+            log,
+        }
+    }
+
+    /// Log lines so far that contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Sends `sig` (`-HUP`, `-KILL`, ...) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// SIGKILL: no drain, no final state write.
+    pub fn kill9(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    pub async fn status(&self) -> Value {
+        admin_at(self.admin, "GET", "/api/v1/status", None, None)
+            .await
+            .1
     }
 
     /// Log lines at `level` (`WARN`, `ERROR`, ...) so far.
