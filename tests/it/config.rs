@@ -238,11 +238,8 @@ fn check_reports_syntax_errors_env_errors_and_missing_files() {
 
 /// A self-signed certificate and its key, as PEM files in `dir`.
 fn cert_pair(dir: &tempfile::TempDir, name: &str) -> (PathBuf, PathBuf) {
-    let ck = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).expect("rcgen");
-    (
-        write(dir, &format!("{name}.pem"), &ck.cert.pem()),
-        write(dir, &format!("{name}.key"), &ck.key_pair.serialize_pem()),
-    )
+    let (_, cert, key) = crate::support::self_signed(dir.path(), &format!("{name}.test"), name);
+    (cert, key)
 }
 
 #[test]

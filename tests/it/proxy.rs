@@ -490,45 +490,6 @@ async fn connect_failure_is_retried_on_another_endpoint() {
     app.shutdown().await;
 }
 
-/// An https upstream for `localhost` with the given certificate, answering "secure".
-async fn tls_upstream(
-    ck: &rcgen::CertifiedKey,
-) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let cert = CertificateDer::from(ck.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(|_r: Request<Incoming>| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                        "secure",
-                    ))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test]
 async fn connect_failure_is_retried_onto_an_endpoint_of_the_other_scheme() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -734,14 +695,12 @@ async fn h2c_prior_knowledge() {
 #[tokio::test]
 async fn tls_listener_serves_h1_and_h2_by_alpn() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (ck, cert, key) = self_signed(dir.path(), "localhost", "cert");
     let (stable, canary) = stable_canary().await;
     let tls = format!(
         "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
+        cert.display(),
+        key.display()
     );
     let app = start_proxy(&yaml(&tls), &[("stable", &stable), ("canary", &canary)]).await;
     let addr = app.tls_addr.unwrap();
@@ -1136,16 +1095,7 @@ async fn a_weight_change_applies_to_the_next_request_on_the_same_connection() {
 #[tokio::test]
 async fn certificate_reload_is_seen_by_the_next_handshake() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str| {
-        let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-        let (c, k) = (
-            dir.path().join(format!("{name}.pem")),
-            dir.path().join(format!("{name}.key")),
-        );
-        std::fs::write(&c, ck.cert.pem()).unwrap();
-        std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
-        (ck, c, k)
-    };
+    let write = |name: &str| self_signed(dir.path(), name, name);
     let (_, c1, k1) = write("one.test");
     let (ck2, c2, k2) = write("two.test");
     let (stable, canary) = stable_canary().await;

@@ -7,17 +7,13 @@ use crate::support::*;
 use bytes::Bytes;
 use canary_proxy::app::App;
 use canary_proxy::config;
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
+use http::Response;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -519,41 +515,6 @@ async fn corrupt_state_or_leftover_temp_file_never_breaks_the_start() {
 
 // ---------- TLS to upstreams ----------
 
-/// An https upstream with the given certificate, answering "secure".
-async fn tls_upstream(ck: &rcgen::CertifiedKey) -> (SocketAddr, JoinHandle<()>) {
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let cert = CertificateDer::from(ck.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(|_r: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("secure"))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_upstream_fails_closed_without_its_ca_and_works_with_it() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -688,14 +649,12 @@ async fn tls_listener_refuses_tls_1_1() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (_, cert, key) = self_signed(dir.path(), "localhost", "cert");
     let (stable, canary) = stable_canary().await;
     let tls = format!(
         "tls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
+        cert.display(),
+        key.display()
     );
     let app = start_proxy(&yaml(&tls), &[("stable", &stable), ("canary", &canary)]).await;
     let addr = app.tls_addr.unwrap().to_string();
@@ -779,14 +738,12 @@ async fn h2c_oversized_headers_are_refused_and_the_connection_lives_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_tls_client_is_dropped_after_header_read() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (_, cert, key) = self_signed(dir.path(), "localhost", "cert");
     let (stable, canary) = stable_canary().await;
     let tls = format!(
         "timeouts: {{ header_read: 300ms }}\ntls: {{ listen: 127.0.0.1:0, cert: {}, key: {} }}",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
+        cert.display(),
+        key.display()
     );
     let app = start_proxy(&yaml(&tls), &[("stable", &stable), ("canary", &canary)]).await;
     let t = std::time::Instant::now();

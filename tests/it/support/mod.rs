@@ -19,6 +19,7 @@ pub mod admin;
 pub mod client;
 pub mod process;
 pub mod proxy;
+pub mod tls;
 pub mod upstream;
 pub mod wait;
 
@@ -26,5 +27,6 @@ pub use admin::*;
 pub use client::*;
 pub use process::*;
 pub use proxy::*;
+pub use tls::*;
 pub use upstream::*;
 pub use wait::*;
