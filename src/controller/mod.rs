@@ -64,7 +64,7 @@ pub enum CallError {
 /// What reaches the actor: a command, or a reload whose file was already read
 /// and validated off the runtime (a large config takes seconds to check).
 enum Msg {
-    Command(Command),
+    Command(machine::Command),
     Reload(Box<Result<Config, String>>),
 }
 
@@ -89,6 +89,7 @@ pub struct ControllerHandle {
 
 impl ControllerHandle {
     pub async fn call(&self, cmd: Command) -> Result<Value, CallError> {
+        use machine::Command as M;
         let msg = match cmd {
             Command::Reload => {
                 let path = self.config_path.clone().ok_or(CallError::NoConfigFile)?;
@@ -101,7 +102,12 @@ impl ControllerHandle {
                 .map_err(|_| CallError::Stopped)?;
                 Msg::Reload(Box::new(parsed))
             }
-            cmd => Msg::Command(cmd),
+            Command::SetWeight(w) => Msg::Command(M::SetWeight(w)),
+            Command::Promote { full } => Msg::Command(M::Promote { full }),
+            Command::Abort => Msg::Command(M::Abort),
+            Command::Retry => Msg::Command(M::Retry),
+            Command::Pause => Msg::Command(M::Pause),
+            Command::Resume => Msg::Command(M::Resume),
         };
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -532,20 +538,7 @@ impl Ctl {
         );
     }
 
-    fn command(&mut self, cmd: Command) -> Result<Value, CallError> {
-        use machine::Command as M;
-        let cmd = match cmd {
-            Command::SetWeight(w) => M::SetWeight(w),
-            Command::Promote { full } => M::Promote { full },
-            Command::Abort => M::Abort,
-            Command::Retry => M::Retry,
-            Command::Pause => M::Pause,
-            Command::Resume => M::Resume,
-            // The handle reads the file first and sends `Msg::Reload`.
-            Command::Reload => {
-                return Err(CallError::Config("reload without a parsed file".into()))
-            }
-        };
+    fn command(&mut self, cmd: machine::Command) -> Result<Value, CallError> {
         self.feed(Input::Command(cmd))?;
         self.reply()
     }
